@@ -1,0 +1,407 @@
+"""The ``colorquant`` command: parses arguments, calls the library, prints, maps errors to
+exit statuses. It is the only module that prints or exits.
+
+Exit statuses (also in README):
+    0   all done
+    1   internal error (a bug: please report it)
+    2   usage error (bad option values are rejected before any file is touched)
+    3   at least one input could not be read (the others are still done)
+    4   an output could not be written
+    98  skipped by --skip-if-larger: the output would not be smaller than the input
+    99  a quality target could not be met within the allowed colour counts
+When inputs end differently, the most serious status wins: 4, then 3, then 99, then 98.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from enum import IntEnum
+from pathlib import Path
+
+__all__ = ["main", "ExitStatus"]
+
+METHOD_NAMES = ("kmeans", "minibatch", "gmm")  # mirrors colorquant.methods.METHODS, import-free
+FORMAT_NAMES = ("png", "gif", "webp", "jpeg")
+METHOD_TITLES = {"kmeans": "K-Means", "minibatch": "Mini-Batch", "gmm": "GMM"}
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    READ_ERROR = 3
+    WRITE_ERROR = 4
+    SKIPPED_LARGER = 98
+    QUALITY_TOO_LOW = 99
+
+
+# Most serious first: the overall status of a run is the first of these that occurred.
+_SEVERITY = (
+    ExitStatus.ERROR,
+    ExitStatus.WRITE_ERROR,
+    ExitStatus.READ_ERROR,
+    ExitStatus.USAGE,
+    ExitStatus.QUALITY_TOO_LOW,
+    ExitStatus.SKIPPED_LARGER,
+)
+
+
+def exit_status_for(error: BaseException | None) -> ExitStatus:
+    """The one place where an error becomes an exit status."""
+    from .errors import (
+        ImageReadError,
+        ImageWriteError,
+        InvalidParameterError,
+        MissingDependencyError,
+        OutputNotSmallerError,
+        QualityTooLowError,
+    )
+
+    if error is None:
+        return ExitStatus.OK
+    for error_type, status in (
+        (InvalidParameterError, ExitStatus.USAGE),
+        (MissingDependencyError, ExitStatus.USAGE),
+        (ImageReadError, ExitStatus.READ_ERROR),
+        (ImageWriteError, ExitStatus.WRITE_ERROR),
+        (OutputNotSmallerError, ExitStatus.SKIPPED_LARGER),
+        (QualityTooLowError, ExitStatus.QUALITY_TOO_LOW),
+    ):
+        if isinstance(error, error_type):
+            return status
+    return ExitStatus.ERROR
+
+
+def overall_status(statuses) -> ExitStatus:
+    statuses = set(statuses)
+    for status in _SEVERITY:
+        if status in statuses:
+            return status
+    return ExitStatus.OK
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, instead of argparse's usage dump
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _int_in(low: int, high: int | None, name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer; got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bounds}; got {value}")
+        return value
+
+    return parse
+
+
+def _add_common(parser, *, colors_help: str) -> None:
+    parser.add_argument("-k", "--colors", type=_int_in(2, 256, "--colors"), default=16,
+                        metavar="N", help=colors_help)
+    parser.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), default=0,
+                        help="random seed; the same seed gives the same bytes (default 0)")
+    parser.add_argument("--max-pixels", type=_int_in(1, None, "--max-pixels"),
+                        default=100_000_000, metavar="N",
+                        help="refuse images with more pixels, judged from the header (default 100M)")
+    parser.add_argument("--covariance", choices=("full", "tied", "diag", "spherical"),
+                        default=None, help="GMM covariance type (default spherical, see README)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="colorquant",
+        description="Make images smaller with a palette learned by clustering "
+        "(K-Means, Mini-Batch K-Means, Gaussian mixture).",
+        epilog="Exit statuses: 0 ok, 2 usage, 3 unreadable input, 4 write failed, "
+        "98 skipped (not smaller), 99 quality target not met.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"colorquant {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    compress = commands.add_parser("compress", help="quantize images and write palette files",
+                                   description="Quantize images and write palette files.")
+    compress.add_argument("inputs", nargs="+", metavar="INPUT")
+    _add_common(compress, colors_help="number of colours, 2-256 (default 16)")
+    compress.add_argument("-m", "--method", choices=METHOD_NAMES, default="kmeans")
+    where = compress.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output-dir", metavar="DIR", help="write outputs into DIR")
+    where.add_argument("--output", metavar="FILE", help="output file (one input only)")
+    compress.add_argument("--format", choices=FORMAT_NAMES, default="png",
+                          help="output format (default png: a palette PNG)")
+    compress.add_argument("--force", action="store_true", help="replace existing outputs")
+    compress.add_argument("--skip-if-larger", action="store_true",
+                          help="write nothing when the output is not smaller (exit 98)")
+    compress.add_argument("--json", action="store_true", help="one JSON record per input on stdout")
+    compress.add_argument("--jobs", type=_int_in(1, None, "--jobs"), default=None, metavar="N",
+                          help="parallel processes (default: one per core, at most one per input)")
+    compress.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+    compare = commands.add_parser("compare", help="figure comparing the three methods on one image",
+                                  description="Run every method on one image and write one figure.")
+    compare.add_argument("input", metavar="INPUT")
+    _add_common(compare, colors_help="number of colours, 2-256 (default 16)")
+    compare.add_argument("-o", "--output", metavar="FIGURE.png",
+                         help="figure file (default <stem>-compare-k<N>.png next to the input)")
+    compare.add_argument("--force", action="store_true", help="replace an existing figure")
+
+    demo = commands.add_parser("demo", help="run all methods on a photo shipped with scikit-image",
+                               description="Compress a scikit-image sample photo with every method.")
+    demo.add_argument("-o", "--output-dir", default="compressed_outputs", metavar="DIR",
+                      help="where to write (default ./compressed_outputs)")
+    demo.add_argument("-k", "--colors", type=_int_in(2, 256, "--colors"), default=16, metavar="N")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return ExitStatus.USAGE
+        handler = {"compress": _compress, "compare": _compare, "demo": _demo}[args.command]
+        return int(handler(args))
+    except _UsageError as error:
+        _error(str(error))
+        return ExitStatus.USAGE
+    except SystemExit as exit_request:  # --help and --version
+        return int(exit_request.code or 0)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as error:  # noqa: BLE001 - the one place every error becomes a status
+        status = exit_status_for(error)
+        if status is ExitStatus.ERROR and os.environ.get("COLORQUANT_DEBUG"):
+            raise
+        message = str(error) if status is not ExitStatus.ERROR else (
+            f"internal error: {type(error).__name__}: {error} "
+            "(set COLORQUANT_DEBUG=1 for a traceback, and please report it)"
+        )
+        _error(message)
+        return status
+
+
+def _error(message: str) -> None:
+    print(f"colorquant: {message}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"colorquant: warning: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- compress
+
+
+def _compress(args) -> ExitStatus:
+    from .compress import CompressSettings
+
+    if args.output and len(args.inputs) > 1:
+        raise _UsageError("--output takes one input; use --output-dir for several")
+    settings = CompressSettings(
+        n_colors=args.colors,
+        method=args.method,
+        random_state=args.seed,
+        format=args.format,
+        covariance_type=args.covariance,
+        max_pixels=args.max_pixels,
+        skip_if_larger=args.skip_if_larger,
+        overwrite=args.force,
+    )
+    if args.covariance and args.method != "gmm":
+        raise _UsageError("--covariance applies to --method gmm only")
+    if args.format == "jpeg" and not args.quiet:
+        _warn("JPEG re-expands the palette to millions of colours and usually makes the file "
+              "larger than a palette PNG")
+    if args.format == "gif" and not args.quiet:
+        _warn("GIF keeps only fully transparent or opaque pixels")
+    output_dir = None
+    if args.output_dir:
+        output_dir = Path(args.output_dir)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            _error(f"{output_dir}: cannot create output folder ({error.strerror or error})")
+            return ExitStatus.WRITE_ERROR
+
+    statuses = []
+    for record in _run_compress(args.inputs, settings, args, output_dir):
+        status = exit_status_for(record.exception)
+        statuses.append(status)
+        if not args.quiet:
+            for note in record.warnings:
+                _warn(note)
+        if record.error:
+            _error(record.error)
+        if args.json:
+            print(json.dumps(record.as_json()), flush=True)
+        elif record.status == "ok" and not args.quiet:
+            print(_describe_record(record), flush=True)
+    return overall_status(statuses)
+
+
+def _run_compress(inputs, settings, args, output_dir):
+    from .compress import compress_file
+
+    jobs = args.jobs or min(len(inputs), os.cpu_count() or 1)
+    jobs = min(jobs, len(inputs))
+    output_path = Path(args.output) if args.output else None
+    if jobs <= 1:
+        for path in inputs:
+            yield _guarded(compress_file, path, settings, output_path, output_dir)
+        return
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .methods import load_method
+
+    # Import the method (scikit-learn) once here so forked workers inherit it.
+    load_method(settings.method)
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                             initializer=_single_threaded) as pool:
+        futures = [pool.submit(_guarded, compress_file, path, settings, output_path, output_dir)
+                   for path in inputs]
+        for future in futures:
+            yield future.result()
+
+
+def _single_threaded() -> None:
+    # One process per core: BLAS/OpenMP threads inside each would only fight over the cores.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _guarded(compress_file, path, settings, output_path, output_dir):
+    """compress_file, with a bug in it reported as that input's error rather than a crash."""
+    from .compress import CompressRecord
+
+    try:
+        return compress_file(path, settings, output_path=output_path, output_dir=output_dir)
+    except Exception as error:  # noqa: BLE001 - report, continue with the other inputs
+        if os.environ.get("COLORQUANT_DEBUG"):
+            raise
+        return CompressRecord(
+            input=str(path), status="error", exception=error,
+            error=f"{path}: internal error: {type(error).__name__}: {error} (please report it)",
+        )
+
+
+def _describe_record(record) -> str:
+    saved = ""
+    if record.bytes_in:
+        change = 100.0 * (record.bytes_out - record.bytes_in) / record.bytes_in
+        saved = f", {_kib(record.bytes_in)} -> {_kib(record.bytes_out)} ({change:+.0f}%)"
+    else:
+        saved = f", {_kib(record.bytes_out)}"
+    return (f"{record.input} -> {record.output}: {record.colors} colours, "
+            f"PSNR {_db(record.psnr)}, SSIM {_ssim(record.ssim)}{saved}, {record.seconds:.2f} s")
+
+
+def _kib(n_bytes: int) -> str:
+    return f"{n_bytes / 1024:.1f} KiB"
+
+
+def _db(psnr: float | None) -> str:
+    if psnr is None:
+        return "n/a"
+    return "inf (lossless)" if psnr == float("inf") else f"{psnr:.2f} dB"
+
+
+def _ssim(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+# --------------------------------------------------------------------------- compare, demo
+
+
+def _quantize_all_methods(image, args) -> dict:
+    from .api import quantize
+
+    options = {"n_colors": args.colors, "random_state": args.seed, "max_pixels": args.max_pixels}
+    results = {}
+    for method in METHOD_NAMES:
+        extra = {"covariance_type": args.covariance} if method == "gmm" and args.covariance else {}
+        results[method] = quantize(image, method=method, **options, **extra)
+    return results
+
+
+def _compare(args) -> ExitStatus:
+    from .imageio import check_destination, read_image, write_atomic
+    from .plots import comparison_figure, figure_png
+
+    source = Path(args.input)
+    output = Path(args.output) if args.output else source.with_name(
+        f"{source.stem}-compare-k{args.colors}.png")
+    loaded = read_image(source, max_pixels=args.max_pixels)
+    check_destination(output, overwrite=args.force, protect=(source,))
+    results = _quantize_all_methods(loaded, args)
+    figure = comparison_figure(loaded.pixels, results, titles=METHOD_TITLES)
+    write_atomic(figure_png(figure), output, overwrite=args.force, protect=(source,))
+    print(_table(results, bytes_in=loaded.n_bytes))
+    print(f"figure: {output}")
+    return ExitStatus.OK
+
+
+def _demo(args) -> ExitStatus:
+    from skimage import data
+
+    from .imageio import encode_reference_png, write_atomic
+    from .plots import comparison_figure, figure_png
+
+    photo = data.astronaut()
+    folder = Path(args.output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _error(f"{folder}: cannot create output folder ({error.strerror or error})")
+        return ExitStatus.WRITE_ERROR
+    # The demo owns its folder's files, so a second run replaces them.
+    original_png = encode_reference_png(photo)
+    write_atomic(original_png, folder / "original.png", overwrite=True)
+    args.seed, args.max_pixels, args.covariance = 0, 100_000_000, None
+    results = _quantize_all_methods(photo, args)
+    for method, result in results.items():
+        result.save(folder / f"compressed_{method}_K{args.colors}.png", overwrite=True)
+    figure = comparison_figure(photo, results, titles=METHOD_TITLES, original_bytes=len(original_png))
+    write_atomic(figure_png(figure), folder / f"comparison_K{args.colors}.png", overwrite=True)
+    print(f"scikit-image 'astronaut' photo, 512x512, {args.colors} colours; "
+          f"original as 24-bit PNG: {_kib(len(original_png))}")
+    print(_table(results, bytes_in=len(original_png)))
+    print(f"wrote {folder}/: original.png, "
+          + ", ".join(f"compressed_{m}_K{args.colors}.png" for m in results)
+          + f", comparison_K{args.colors}.png")
+    return ExitStatus.OK
+
+
+def _table(results: dict, *, bytes_in: int | None) -> str:
+    header = f"{'method':<11} {'colours':>7} {'PSNR dB':>8} {'SSIM':>7} {'size':>10} {'vs input':>9} {'seconds':>8}"
+    lines = [header, "-" * len(header)]
+    for method, result in results.items():
+        figures = result.metrics
+        ratio = f"{100.0 * figures.bytes / bytes_in:.1f}%" if bytes_in else "n/a"
+        psnr = "inf" if figures.psnr == float("inf") else f"{figures.psnr:.2f}"
+        lines.append(
+            f"{METHOD_TITLES[method]:<11} {figures.n_colors:>7} {psnr:>8} "
+            f"{_ssim(figures.ssim):>7} {_kib(figures.bytes):>10} {ratio:>9} {result.seconds:>8.3f}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

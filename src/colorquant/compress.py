@@ -1,0 +1,134 @@
+"""Compress one file to one output: the unit of work of ``compress``, ``batch`` and the web app.
+
+``compress_file`` never raises for a problem with the file: it returns a :class:`CompressRecord`
+whose ``status`` is "ok", "skipped" or "error", and keeps the exception so that each front end
+can map it to its own exit or HTTP status in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ColorquantError, OutputNotSmallerError
+from .imageio import DEFAULT_MAX_PIXELS, check_destination, read_image, suffix_for
+
+__all__ = ["CompressSettings", "CompressRecord", "compress_file", "default_output_name"]
+
+
+@dataclass(frozen=True)
+class CompressSettings:
+    """Everything that decides the output bytes (and a few things that decide whether to write)."""
+
+    n_colors: int = 16
+    method: str = "kmeans"
+    random_state: int = 0
+    format: str = "png"
+    covariance_type: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    skip_if_larger: bool = False
+    overwrite: bool = False
+
+    def quantize_options(self) -> dict:
+        options = {
+            "n_colors": self.n_colors,
+            "method": self.method,
+            "random_state": self.random_state,
+            "max_pixels": self.max_pixels,
+        }
+        if self.covariance_type is not None:
+            options["covariance_type"] = self.covariance_type
+        return options
+
+
+@dataclass
+class CompressRecord:
+    """What happened to one input; ``as_json()`` gives the documented JSON Lines record."""
+
+    input: str
+    output: str | None = None
+    method: str | None = None
+    colors: int | None = None
+    mse: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    bpp: float | None = None
+    seconds: float | None = None
+    status: str = "ok"
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    exception: BaseException | None = field(default=None, repr=False)
+
+    def as_json(self) -> dict:
+        def finite(value):
+            return None if value is None or not math.isfinite(value) else round(value, 6)
+
+        return {
+            "input": self.input,
+            "output": self.output,
+            "method": self.method,
+            "colors": self.colors,
+            "mse": finite(self.mse),
+            "psnr": finite(self.psnr),
+            "ssim": finite(self.ssim),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "bpp": finite(self.bpp),
+            "seconds": finite(self.seconds),
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+def default_output_name(input_path: Path, method: str, n_colors: int, format_name: str) -> str:
+    """``<stem>-<method>-k<colours>.<ext>``."""
+    return f"{input_path.stem}-{method}-k{n_colors}{suffix_for(format_name)}"
+
+
+def compress_file(
+    input_path, settings: CompressSettings, *, output_path=None, output_dir=None
+) -> CompressRecord:
+    """Quantize ``input_path`` and write it to ``output_path`` (or the default name in
+    ``output_dir``, or next to the input)."""
+    from .api import quantize
+
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    record = CompressRecord(input=str(input_path), method=settings.method)
+    try:
+        loaded = read_image(input_path, max_pixels=settings.max_pixels)
+        if output_path is None:
+            folder = Path(output_dir) if output_dir is not None else input_path.parent
+            name = default_output_name(input_path, settings.method, settings.n_colors, settings.format)
+            output_path = folder / name
+        output_path = Path(output_path)
+        record.output = str(output_path)
+        # Refuse before the work, not after it; write_atomic checks again without a race.
+        check_destination(output_path, overwrite=settings.overwrite, protect=(input_path,))
+        result = quantize(loaded, **settings.quantize_options())
+        record.warnings.extend(result.warnings)
+        encoded = result.encode(settings.format)
+        figures = result.measure(encoded, settings.format)
+        record.colors = figures.n_colors
+        record.mse, record.psnr, record.ssim = figures.mse, figures.psnr, figures.ssim
+        record.bytes_in, record.bytes_out, record.bpp = result.bytes_in, figures.bytes, figures.bpp
+        if settings.skip_if_larger and result.bytes_in is not None and figures.bytes >= result.bytes_in:
+            raise OutputNotSmallerError(
+                f"{input_path}: output would be {figures.bytes:,} bytes, not smaller than the "
+                f"input's {result.bytes_in:,}; nothing written",
+                bytes_in=result.bytes_in,
+                bytes_out=figures.bytes,
+            )
+        from .imageio import write_atomic
+
+        write_atomic(encoded, output_path, overwrite=settings.overwrite, protect=(input_path,))
+    except OutputNotSmallerError as error:
+        record = replace(record, status="skipped", error=str(error), exception=error, output=None)
+    except ColorquantError as error:
+        record = replace(record, status="error", error=str(error), exception=error, output=None)
+    record.seconds = time.perf_counter() - started
+    return record

@@ -1,0 +1,55 @@
+"""The errors colorquant raises, one class per way things go wrong.
+
+Front ends map these to exit statuses (CLI) or HTTP statuses (web) in one place each;
+the library itself never prints or exits.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ColorquantError",
+    "InvalidParameterError",
+    "ImageReadError",
+    "ImageWriteError",
+    "OutputNotSmallerError",
+    "QualityTooLowError",
+    "MissingDependencyError",
+]
+
+
+class ColorquantError(Exception):
+    """Base class of every error colorquant raises on purpose."""
+
+
+class InvalidParameterError(ColorquantError, ValueError):
+    """A parameter is outside its documented range or of the wrong type."""
+
+
+class ImageReadError(ColorquantError):
+    """An input could not be read as an image: missing, unreadable, truncated, refused."""
+
+
+class ImageWriteError(ColorquantError):
+    """An output could not be written; nothing was left behind."""
+
+
+class OutputNotSmallerError(ColorquantError):
+    """The output would not be smaller than the input (``skip_if_larger``)."""
+
+    def __init__(self, message: str, *, bytes_in: int, bytes_out: int):
+        super().__init__(message)
+        self.bytes_in = bytes_in
+        self.bytes_out = bytes_out
+
+
+class QualityTooLowError(ColorquantError):
+    """No colour count in the allowed range met the quality target."""
+
+    def __init__(self, message: str, *, best_value: float | None = None, result=None):
+        super().__init__(message)
+        self.best_value = best_value
+        self.result = result
+
+
+class MissingDependencyError(ColorquantError, ImportError):
+    """An optional component is not installed; the message says which extra brings it."""

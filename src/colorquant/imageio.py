@@ -1,0 +1,443 @@
+"""Read any supported image into 8-bit RGB(A) pixels, and encode and write results.
+
+This is the only module that imports Pillow. Reading checks the format by content against an
+allow-list and the pixel count from the header before anything is decoded, turns every
+decoder failure into :class:`ImageReadError`, and normalises orientation, colour profile and
+mode. Writing is atomic: a temporary file in the destination folder, then a rename.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageReadError, ImageWriteError, InvalidParameterError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "OUTPUT_FORMATS",
+    "LoadedImage",
+    "read_image",
+    "encode_image",
+    "decode_pixels",
+    "write_atomic",
+    "check_destination",
+]
+
+# Formats opened, identified by their content (Pillow's plugin ids), never by file name.
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+DEFAULT_MAX_PIXELS = 100_000_000
+OUTPUT_FORMATS = ("png", "gif", "webp", "jpeg")
+_SUFFIXES = {"png": ".png", "gif": ".gif", "webp": ".webp", "jpeg": ".jpg"}
+
+# Pillow's own bomb threshold is a module global read inside Image.open; it is raised to our
+# limit only for the duration of one read, under a lock, so other readers are unaffected.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedImage:
+    """An image normalised for quantization.
+
+    pixels : ndarray of shape (H, W, 3) or (H, W, 4), uint8, upright sRGB
+        Four channels only when some pixel is not fully opaque.
+    source : display name of where it came from (a path, or a short description)
+    path : the file it was read from, if any
+    n_bytes : size of that file in bytes, if any
+    format : the decoder that read it ("PNG", "JPEG", ...), if any
+    warnings : things a user should hear about (first frame of an animation, broken profile)
+    """
+
+    pixels: np.ndarray
+    source: str
+    path: Path | None = None
+    n_bytes: int | None = None
+    format: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[2] == 4
+
+
+def suffix_for(format_name: str) -> str:
+    """File-name suffix of an output format."""
+    return _SUFFIXES[format_name]
+
+
+def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read ``source`` into 8-bit RGB or RGBA pixels.
+
+    source : str or Path (a file), bytes (an encoded file), PIL.Image.Image, or ndarray of
+        shape (H, W), (H, W, 3) or (H, W, 4) with dtype uint8
+    max_pixels : refuse images with more pixels than this, judged from the header
+    """
+    if isinstance(source, LoadedImage):
+        return source
+    if isinstance(source, np.ndarray):
+        return LoadedImage(pixels=_pixels_from_array(source), source="<array>")
+    if isinstance(source, Image.Image):
+        _check_pixel_count(source.size, max_pixels, "<image>")
+        pixels, notes = _normalise(source, "<image>")
+        return LoadedImage(pixels=pixels, source="<image>", warnings=notes)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise ImageReadError("<bytes>: empty input")
+        return _decode(io.BytesIO(data), "<bytes>", max_pixels, path=None, n_bytes=len(data))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = str(path)
+        try:
+            if path.is_dir():
+                raise ImageReadError(f"{name}: is a directory, not an image file")
+            with open(path, "rb") as handle:
+                n_bytes = os.fstat(handle.fileno()).st_size
+                if n_bytes == 0:
+                    raise ImageReadError(f"{name}: empty file")
+                return _decode(handle, name, max_pixels, path=path, n_bytes=n_bytes)
+        except FileNotFoundError:
+            raise ImageReadError(f"{name}: no such file") from None
+        except PermissionError:
+            raise ImageReadError(f"{name}: permission denied") from None
+        except IsADirectoryError:
+            raise ImageReadError(f"{name}: is a directory, not an image file") from None
+        except OSError as error:
+            raise ImageReadError(f"{name}: cannot read ({error.strerror or error})") from None
+    raise InvalidParameterError(
+        f"image must be a path, bytes, PIL.Image or ndarray; got {type(source).__name__}"
+    )
+
+
+def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageReadError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (raise it with --max-pixels / max_pixels)"
+        )
+
+
+def _decode(stream, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage:
+    # Pillow's plugins fail in many ways on hostile data (OSError, SyntaxError, ValueError,
+    # struct.error, EOFError, zlib.error, IndexError...): at this one boundary any exception
+    # from the decoder means "this file is not a readable image".
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
+        try:
+            try:
+                image = Image.open(stream, formats=ALLOWED_FORMATS)
+            except Image.UnidentifiedImageError:
+                raise ImageReadError(
+                    f"{name}: not a supported image (expected {', '.join(ALLOWED_FORMATS)})"
+                ) from None
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise ImageReadError(
+                    f"{name}: too many pixels for the limit of {max_pixels:,} "
+                    "(raise it with --max-pixels / max_pixels)"
+                ) from None
+            except ImageReadError:
+                raise
+            except Exception as error:  # noqa: BLE001 - decoder boundary, see above
+                raise ImageReadError(f"{name}: not a valid image ({_describe(error)})") from None
+            with image:
+                _check_pixel_count(image.size, max_pixels, name)
+                notes = []
+                n_frames = getattr(image, "n_frames", 1)
+                if n_frames > 1:
+                    notes.append(f"{name}: animated image with {n_frames} frames; using the first")
+                try:
+                    image.seek(0)
+                    image.load()
+                    pixels, normalise_notes = _normalise(image, name)
+                except ImageReadError:
+                    raise
+                except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                    raise ImageReadError(
+                        f"{name}: too many pixels for the limit of {max_pixels:,}"
+                    ) from None
+                except Exception as error:  # noqa: BLE001 - decoder boundary, see above
+                    raise ImageReadError(
+                        f"{name}: corrupt or truncated image ({_describe(error)})"
+                    ) from None
+                return LoadedImage(
+                    pixels=pixels,
+                    source=name,
+                    path=path,
+                    n_bytes=n_bytes,
+                    format=image.format,
+                    warnings=tuple(notes + normalise_notes),
+                )
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _normalise(image: Image.Image, name: str) -> tuple[np.ndarray, list[str]]:
+    """Upright, sRGB, 8-bit RGB or RGBA pixels of ``image`` (first frame)."""
+    notes: list[str] = []
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception as error:  # noqa: BLE001 - a broken EXIF block must not lose the image
+        notes.append(f"{name}: ignored unreadable EXIF orientation ({_describe(error)})")
+    image, profile_note = _to_srgb(image, name)
+    if profile_note:
+        notes.append(profile_note)
+
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit samples: scale 0..65535 to 0..255 (Pillow's convert("L") would clip to white).
+        wide = np.asarray(image, dtype=np.float64)
+        if mode == "I" and wide.max(initial=0) <= 255:
+            grey = np.clip(wide, 0, 255)
+        else:
+            grey = np.clip(wide / 257.0, 0, 255)
+        grey = np.rint(grey).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2), notes
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
+        grey = np.rint(np.clip(values * scale, 0, 255)).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2), notes
+
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        mode in ("P", "L", "RGB", "1") and "transparency" in image.info
+    )
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+    pixels = np.asarray(converted, dtype=np.uint8)
+    if has_alpha and pixels[:, :, 3].min() == 255:
+        pixels = pixels[:, :, :3]
+    return np.ascontiguousarray(pixels), notes
+
+
+def _to_srgb(image: Image.Image, name: str) -> tuple[Image.Image, str | None]:
+    """Convert an image with an embedded ICC profile to sRGB; a broken profile is ignored."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image, None
+    try:
+        from PIL import ImageCms
+
+        source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        output_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, source_profile, srgb, outputMode=output_mode)
+        return converted, None
+    except Exception as error:  # noqa: BLE001 - LittleCMS rejects broken profiles in many ways
+        return image, f"{name}: ignored unusable ICC profile ({_describe(error)})"
+
+
+def _pixels_from_array(array: np.ndarray) -> np.ndarray:
+    if array.dtype != np.uint8:
+        raise InvalidParameterError(f"array image must have dtype uint8; got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[0] < 1 or array.shape[1] < 1:
+        raise InvalidParameterError(
+            f"array image must have shape (H, W), (H, W, 3) or (H, W, 4); got {array.shape}"
+        )
+    if array.shape[2] == 4 and array[:, :, 3].min() == 255:
+        array = array[:, :, :3]
+    return np.ascontiguousarray(array)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def palette_image(labels: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """A mode "P" image of ``labels`` over ``palette`` ((k, 3) or (k, 4) uint8)."""
+    height, width = labels.shape
+    image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels).tobytes())
+    image.putpalette(np.ascontiguousarray(palette[:, :3]).tobytes(), "RGB")
+    if palette.shape[1] == 4:
+        image.info["transparency"] = bytes(palette[:, 3].tolist())
+    return image
+
+
+def encode_image(labels: np.ndarray, palette: np.ndarray, format_name: str = "png") -> bytes:
+    """Encode a palette image; PNG at the smallest bit depth, no metadata, max compression."""
+    if format_name == "png":
+        return _encode_png(labels, palette)
+    if format_name == "gif":
+        return _encode_gif(labels, palette)
+    rgba = palette[labels]
+    buffer = io.BytesIO()
+    if format_name == "webp":
+        # Lossless, so the written file holds exactly the quantized colours.
+        Image.fromarray(rgba).save(buffer, "WEBP", lossless=True, quality=100, method=4)
+    elif format_name == "jpeg":
+        rgb = _flatten_on_white(rgba) if rgba.shape[2] == 4 else rgba
+        Image.fromarray(rgb).save(buffer, "JPEG", quality=90, optimize=True)
+    else:
+        raise InvalidParameterError(
+            f"format must be one of {', '.join(OUTPUT_FORMATS)}; got {format_name!r}"
+        )
+    return buffer.getvalue()
+
+
+def _encode_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    # Entries with alpha < 255 first, so the tRNS chunk stops at the last transparent one.
+    if palette.shape[1] == 4:
+        order = np.argsort(palette[:, 3] == 255, kind="stable")
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        labels = position.astype(np.uint8)[labels]
+        palette = palette[order]
+        n_translucent = int((palette[:, 3] < 255).sum())
+    image = palette_image(labels, palette)
+    save_options = {"compress_level": 1}
+    if palette.shape[1] == 4:
+        save_options["transparency"] = bytes(palette[:n_translucent, 3].tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **save_options)
+    return _optimize_png(buffer.getvalue())
+
+
+def _optimize_png(data: bytes) -> bytes:
+    """Recompress with oxipng, keeping the palette colour type (no greyscale/RGB rewrite)."""
+    import oxipng
+
+    return oxipng.optimize_from_memory(
+        data,
+        level=2,
+        color_type_reduction=False,
+        grayscale_reduction=False,
+        strip=oxipng.StripChunks.all(),
+    )
+
+
+def _encode_gif(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    # GIF has one fully transparent index and no partial alpha: entries under half opacity
+    # become that index, the others opaque.
+    options = {}
+    if palette.shape[1] == 4:
+        see_through = np.flatnonzero(palette[:, 3] < 128)
+        if len(see_through):
+            transparent_index = int(see_through[0])
+            remap = np.arange(len(palette), dtype=np.uint8)
+            remap[see_through] = transparent_index
+            labels = remap[labels]
+            options["transparency"] = transparent_index
+    image = palette_image(labels, palette[:, :3])
+    buffer = io.BytesIO()
+    image.save(buffer, "GIF", optimize=False, **options)
+    return buffer.getvalue()
+
+
+def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[:, :, 3:4].astype(np.float64) / 255.0
+    blended = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+    return np.rint(blended).astype(np.uint8)
+
+
+def decode_pixels(data: bytes) -> np.ndarray:
+    """Pixels of an encoded file we wrote ourselves, normalised as :func:`read_image` does."""
+    return read_image(data, max_pixels=2**63 - 1).pixels
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_atomic(data: bytes, path, *, overwrite: bool = False, protect=()) -> Path:
+    """Write ``data`` to ``path`` all at once or not at all.
+
+    The bytes go to a temporary file in the destination folder, which is then renamed over
+    ``path``. An existing ``path`` is refused unless ``overwrite``; a path that is one of
+    ``protect`` (an input, also through a link) is always refused.
+    """
+    path = check_destination(path, overwrite=overwrite, protect=protect)
+    folder = path.parent
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".part", dir=folder)
+    except OSError as error:
+        raise ImageWriteError(f"{path}: cannot write ({error.strerror or error})") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _move_no_clobber(temporary, path)
+    except FileExistsError:
+        _remove_quietly(temporary)
+        raise ImageWriteError(f"{path}: already exists (use --force / overwrite=True to replace it)") from None
+    except OSError as error:
+        _remove_quietly(temporary)
+        raise ImageWriteError(f"{path}: cannot write ({error.strerror or error})") from None
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    return path
+
+
+def check_destination(path, *, overwrite: bool = False, protect=()) -> Path:
+    """Refuse ``path`` if it is one of ``protect`` (also through a link), if it exists and
+    ``overwrite`` is false, or if its folder does not exist. Returns it as a Path."""
+    path = Path(path)
+    for protected in protect:
+        if protected is not None and _same_file(path, Path(protected)):
+            raise ImageWriteError(f"{path}: refusing to overwrite the input file")
+    if path.is_dir():
+        raise ImageWriteError(f"{path}: is a directory")
+    if path.exists() and not overwrite:
+        raise ImageWriteError(f"{path}: already exists (use --force / overwrite=True to replace it)")
+    if not path.parent.is_dir():
+        raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
+    return path
+
+
+def _move_no_clobber(temporary: str, path: Path) -> None:
+    # link() fails if path appeared meanwhile: no-clobber without a race. Filesystems
+    # without hard links fall back to a checked rename.
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(temporary, path)
+    else:
+        os.unlink(temporary)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _remove_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def encode_reference_png(pixels: np.ndarray) -> bytes:
+    """The pixels as an ordinary truecolour PNG (Pillow, optimize=True): the size a user
+    would get without a palette, used as the "before" of figures."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()

@@ -1,0 +1,69 @@
+"""K-Means (scikit-learn ``KMeans``) on the weighted distinct colours.
+
+Fitting on distinct colours weighted by their pixel counts minimises exactly the same
+objective as fitting on every pixel, at a cost that follows the number of distinct colours.
+Photographs can still have hundreds of thousands of them, so above ``max_fit_colors`` the
+fit runs on a pixel-weighted sample, and a few Lloyd steps on the full histogram then move
+the centres to where all the colours pull them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..histogram import ColorHistogram, weighted_sample
+from ..remap import nearest_palette_index, palette_means
+from . import PaletteFit
+
+# Above this many distinct colours the k-means++ start and Lloyd iterations run on a sample.
+MAX_FIT_COLORS = 16384
+# Pixels drawn for that sample (repeats fold into weights, so it holds fewer distinct colours).
+SAMPLE_DRAWS = 65536
+# Full-histogram Lloyd steps after a sampled fit.
+REFINE_STEPS = 2
+
+
+def fit_palette(
+    histogram: ColorHistogram, n_colors: int, *, random_state: int = 0
+) -> PaletteFit:
+    """K-Means centres of the histogram's colours, weighted by pixel count."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(random_state)
+    colors, weights = histogram.colors, histogram.counts.astype(np.float64)
+    sampled = histogram.n_distinct > MAX_FIT_COLORS
+    if sampled:
+        indices, fit_weights = weighted_sample(histogram.counts, SAMPLE_DRAWS, rng)
+        fit_colors = colors[indices]
+    else:
+        fit_colors, fit_weights = colors, weights
+    n_clusters = min(n_colors, len(fit_colors))
+
+    model = KMeans(n_clusters=n_clusters, init="k-means++", n_init=1, random_state=random_state)
+    with warnings.catch_warnings():
+        # Fewer distinct points than clusters only means some centres coincide; we dedupe.
+        warnings.simplefilter("ignore")
+        model.fit(fit_colors.astype(np.float32), sample_weight=fit_weights)
+    centres = model.cluster_centers_.astype(np.float64)
+
+    if sampled:
+        centres = lloyd_refine(colors, weights, centres, REFINE_STEPS)
+    return PaletteFit(palette=centres)
+
+
+def lloyd_refine(
+    colors: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int
+) -> np.ndarray:
+    """Lloyd iterations on the full weighted histogram, assigning on rounded centres.
+
+    Assigning on the rounded (uint8) centres is what the final remap will do, so each step
+    lowers the error of the palette that is actually written.
+    """
+    for _ in range(steps):
+        rounded = np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+        labels = nearest_palette_index(colors, rounded)
+        means, totals = palette_means(colors, weights, labels, len(centres))
+        centres = np.where(totals[:, None] > 0, means, centres)
+    return centres

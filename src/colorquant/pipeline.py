@@ -1,0 +1,154 @@
+"""From normalised pixels to a palette and a label image: histogram, fit, remap, tidy.
+
+``prepare`` splits off fully transparent pixels (they share one transparent palette entry) and
+builds the histogram the methods fit on; ``fit`` runs one method for one colour count and
+returns the palette with the label of every distinct colour; ``label_image`` expands those
+labels to every pixel. The auto-K search calls ``fit`` many times on one prepared image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .histogram import ColorHistogram, color_histogram
+from .methods import load_method
+from .metrics import histogram_mse
+from .remap import nearest_palette_index
+
+__all__ = ["PreparedImage", "Quantization", "prepare", "fit", "label_image"]
+
+_TRANSPARENT = np.zeros(4, dtype=np.uint8)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedImage:
+    """Pixels ready for fitting.
+
+    histogram : distinct colours of the visible pixels, in the channels that are clustered
+        (RGB, or RGBA when some visible pixel is partly transparent)
+    visible : (n_pixels,) bool mask of pixels that are not fully transparent, or None if all are
+    shape : (height, width)
+    n_channels : channels of the output palette (3, or 4 when the image has any transparency)
+    """
+
+    histogram: ColorHistogram
+    visible: np.ndarray | None
+    shape: tuple[int, int]
+    n_channels: int
+
+    @property
+    def has_transparent(self) -> bool:
+        return self.visible is not None
+
+    @property
+    def n_pixels(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def n_distinct(self) -> int:
+        """Distinct colours of the image, the shared transparent one included."""
+        return self.histogram.n_distinct + int(self.has_transparent)
+
+
+@dataclass(frozen=True, eq=False)
+class Quantization:
+    """One fit: ``palette`` ((k, n_channels) uint8, transparent entry first if any) and the
+    palette index of each distinct visible colour."""
+
+    palette: np.ndarray
+    color_labels: np.ndarray
+    mse: float
+
+
+def prepare(pixels: np.ndarray) -> PreparedImage:
+    """Split ``pixels`` ((H, W, 3|4) uint8) into what the methods fit on."""
+    height, width, n_channels = pixels.shape
+    flat = pixels.reshape(-1, n_channels)
+    visible = None
+    if n_channels == 4:
+        transparent = flat[:, 3] == 0
+        if transparent.any():
+            visible = ~transparent
+            flat = flat[visible]
+        # Alpha is clustered only when it varies among the visible pixels.
+        if len(flat) and flat[:, 3].min() == 255:
+            flat = np.ascontiguousarray(flat[:, :3])
+    return PreparedImage(
+        histogram=color_histogram(np.ascontiguousarray(flat)),
+        visible=visible,
+        shape=(height, width),
+        n_channels=n_channels,
+    )
+
+
+def fit(
+    prepared: PreparedImage, n_colors: int, method: str, *, random_state: int = 0, **options
+) -> Quantization:
+    """Learn at most ``n_colors`` palette entries with ``method`` and label every colour."""
+    histogram = prepared.histogram
+    budget = n_colors - int(prepared.has_transparent)
+    if histogram.n_distinct == 0:
+        palette, color_labels = np.empty((0, histogram.n_channels), np.uint8), np.empty(0, np.uint8)
+    elif histogram.n_distinct <= budget:
+        # Few enough colours: keep them exactly (lossless), no fitting.
+        palette = histogram.colors
+        color_labels = np.arange(histogram.n_distinct, dtype=np.uint8)
+    else:
+        learned = load_method(method).fit_palette(
+            histogram, budget, random_state=random_state, **options
+        )
+        palette, color_labels = _tidy(histogram, learned.palette, learned.color_labels)
+
+    error = histogram_mse(
+        histogram.colors, histogram.counts, palette, color_labels,
+        prepared.n_pixels, prepared.n_channels,
+    ) if len(palette) else 0.0
+    return Quantization(
+        palette=_full_palette(prepared, palette),
+        color_labels=color_labels.astype(np.uint8) + np.uint8(prepared.has_transparent),
+        mse=error,
+    )
+
+
+def _tidy(histogram: ColorHistogram, centres: np.ndarray, color_labels: np.ndarray | None):
+    """Round the centres to 8 bits, label the colours, drop unused and duplicate entries, and
+    order the palette by opacity then luminance (stable, readable swatches)."""
+    used_rows = np.all(np.isfinite(centres), axis=1)
+    rounded = np.zeros(centres.shape, dtype=np.uint8)
+    rounded[used_rows] = np.clip(np.rint(centres[used_rows]), 0, 255).astype(np.uint8)
+    if color_labels is None:
+        color_labels = nearest_palette_index(histogram.colors, rounded[used_rows])
+        rounded = rounded[used_rows]
+    used = np.bincount(color_labels, minlength=len(rounded)) > 0
+    entries, new_index = np.unique(rounded[used], axis=0, return_inverse=True)
+    old_to_new = np.zeros(len(rounded), dtype=np.intp)
+    old_to_new[np.flatnonzero(used)] = new_index.reshape(-1)
+    color_labels = old_to_new[color_labels]
+
+    luma = entries[:, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    opacity = entries[:, 3] if entries.shape[1] == 4 else np.zeros(len(entries))
+    order = np.lexsort((luma, opacity))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return entries[order], rank[color_labels].astype(np.uint8)
+
+
+def _full_palette(prepared: PreparedImage, palette: np.ndarray) -> np.ndarray:
+    """Palette in the output's channels, with the shared transparent entry first if any."""
+    if prepared.n_channels == 4 and palette.shape[1] == 3:
+        palette = np.hstack([palette, np.full((len(palette), 1), 255, np.uint8)])
+    if prepared.has_transparent:
+        palette = np.vstack([_TRANSPARENT[None, :], palette])
+    return np.ascontiguousarray(palette, dtype=np.uint8)
+
+
+def label_image(prepared: PreparedImage, quantization: Quantization) -> np.ndarray:
+    """(H, W) uint8 palette index of every pixel."""
+    pixel_labels = quantization.color_labels[prepared.histogram.inverse]
+    if prepared.visible is not None:
+        full = np.zeros(prepared.n_pixels, dtype=np.uint8)  # index 0 is the transparent entry
+        full[prepared.visible] = pixel_labels
+        pixel_labels = full
+    return pixel_labels.reshape(prepared.shape)

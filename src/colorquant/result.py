@@ -1,0 +1,152 @@
+"""The result of a quantization: palette, labels, figures, and ways to get the image out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import Metrics, comparable, mse, psnr_from_mse, ssim
+
+__all__ = ["QuantizedImage", "SearchStep"]
+
+# Formats whose decoded file holds exactly the quantized pixels; others are measured on disk.
+_EXACT_FORMATS = ("png", "webp")
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """One colour count tried by the quality search, with the value its output reached."""
+
+    n_colors: int
+    value: float
+    meets_target: bool
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedImage:
+    """An image reduced to a palette.
+
+    Attributes
+    ----------
+    palette : ndarray of shape (n_colors, 3) or (n_colors, 4), uint8
+        RGB, or RGBA when the input has transparency (fully transparent pixels share entry 0).
+    labels : ndarray of shape (H, W), uint8
+        Palette index of every pixel.
+    original : ndarray of shape (H, W, 3|4), uint8
+        The normalised input the figures are measured against.
+    method, n_colors_requested, random_state : the settings that produced it
+    seconds : time spent fitting and remapping
+    source : where the input came from; ``source_path`` and ``bytes_in`` if it was a file
+    search : the colour counts tried when a quality target chose the count
+    warnings : notes about the input a user should hear
+    """
+
+    palette: np.ndarray
+    labels: np.ndarray
+    original: np.ndarray = field(repr=False)
+    method: str
+    n_colors_requested: int
+    random_state: int
+    seconds: float
+    source: str = "<array>"
+    source_path: Path | None = None
+    bytes_in: int | None = None
+    search: tuple[SearchStep, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_colors(self) -> int:
+        """Entries in the palette (may be fewer than requested)."""
+        return len(self.palette)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.labels.shape
+
+    def to_array(self) -> np.ndarray:
+        """The quantized image as (H, W, 3|4) uint8 pixels."""
+        return self.palette[self.labels]
+
+    def to_pil(self):
+        """The quantized image as a PIL image in mode "P" (with transparency if any)."""
+        from .imageio import palette_image
+
+        return palette_image(self.labels, self.palette)
+
+    def encode(self, format: str = "png") -> bytes:  # noqa: A002 - the natural name
+        """The encoded file: "png" (palette, smallest bit depth), "gif", "webp" (lossless), "jpeg"."""
+        if format == "png":
+            return self._png_bytes
+        from .imageio import encode_image
+
+        return encode_image(self.labels, self.palette, format)
+
+    @cached_property
+    def _png_bytes(self) -> bytes:
+        from .imageio import encode_image
+
+        return encode_image(self.labels, self.palette, "png")
+
+    def save(self, path, *, format: str | None = None, overwrite: bool = False) -> Path:  # noqa: A002
+        """Write the image atomically to ``path``; the format follows the suffix unless given.
+
+        Never overwrites the input it came from; an existing file only with ``overwrite``.
+        """
+        from .imageio import write_atomic
+
+        path = Path(path)
+        format = format or _format_from_suffix(path)
+        return write_atomic(
+            self.encode(format), path, overwrite=overwrite, protect=(self.source_path,)
+        )
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """MSE, PSNR and SSIM against the input, and the size of the PNG encoding."""
+        return self.measure(self._png_bytes, "png")
+
+    def measure(self, encoded: bytes, format: str = "png") -> Metrics:  # noqa: A002
+        """Figures of an encoding of this result, measured on what that file decodes to."""
+        reference = comparable(self.original)
+        if format in _EXACT_FORMATS:
+            output = self.to_array()
+        else:
+            from .imageio import decode_pixels
+
+            output = _match_channels(decode_pixels(encoded), reference.shape[2])
+        output = comparable(output)
+        error = mse(reference, output)
+        height, width = self.labels.shape
+        return Metrics(
+            mse=error,
+            psnr=psnr_from_mse(error),
+            ssim=ssim(reference, output),
+            n_colors=self.n_colors,
+            bytes=len(encoded),
+            bpp=8.0 * len(encoded) / (height * width),
+            seconds=self.seconds,
+        )
+
+
+def _match_channels(pixels: np.ndarray, n_channels: int) -> np.ndarray:
+    if pixels.shape[2] == n_channels:
+        return pixels
+    if n_channels == 4:  # decoded without alpha (JPEG, or GIF with no transparent pixel)
+        return np.dstack([pixels, np.full(pixels.shape[:2], 255, np.uint8)])
+    return pixels[:, :, :3]
+
+
+def _format_from_suffix(path: Path) -> str:
+    from .errors import InvalidParameterError
+
+    suffix = path.suffix.lower()
+    formats = {".png": "png", ".gif": "gif", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+    if suffix not in formats:
+        raise InvalidParameterError(
+            f"cannot tell the output format from {path.name!r}; use a .png, .gif, .webp or "
+            ".jpg name, or pass format="
+        )
+    return formats[suffix]
