@@ -3,35 +3,43 @@
 >>> import colorquant as cq
 >>> result = cq.quantize("photo.jpg", n_colors=16, method="kmeans")
 >>> result.save("photo-16.png")
+
+Names are imported on first use, so ``import colorquant.cli`` (and ``colorquant --help``)
+does not pay for numpy, Pillow or scikit-learn.
 """
 
-from .api import quantize
-from .errors import (
-    ColorquantError,
-    ImageReadError,
-    ImageWriteError,
-    InvalidParameterError,
-    MissingDependencyError,
-    OutputNotSmallerError,
-    QualityTooLowError,
-)
-from .methods import METHODS
-from .metrics import Metrics
-from .result import QuantizedImage, SearchStep
+from __future__ import annotations
 
-__all__ = [
-    "quantize",
-    "QuantizedImage",
-    "SearchStep",
-    "Metrics",
-    "METHODS",
-    "ColorquantError",
-    "InvalidParameterError",
-    "ImageReadError",
-    "ImageWriteError",
-    "OutputNotSmallerError",
-    "QualityTooLowError",
-    "MissingDependencyError",
-]
+import importlib
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "quantize": "api",
+    "QuantizedImage": "result",
+    "SearchStep": "result",
+    "Metrics": "metrics",
+    "METHODS": "methods",
+    "ColorquantError": "errors",
+    "InvalidParameterError": "errors",
+    "ImageReadError": "errors",
+    "ImageWriteError": "errors",
+    "OutputNotSmallerError": "errors",
+    "QualityTooLowError": "errors",
+    "MissingDependencyError": "errors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'colorquant' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

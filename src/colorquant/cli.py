@@ -267,11 +267,16 @@ def _run_compress(inputs, settings, args, output_dir):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from .methods import load_method
+    from .methods import METHODS
 
-    # Import the method (scikit-learn) once here so forked workers inherit it.
-    load_method(settings.method)
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # Workers fork from a fresh server process that imported the method (scikit-learn) once:
+    # cheap starts, and unlike a plain fork it is safe after this process has run OpenMP
+    # code (GNU OpenMP's thread pool does not survive fork and spins forever).
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["colorquant.compress", METHODS[settings.method]])
+    else:
+        context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                              initializer=_single_threaded) as pool:
         futures = [pool.submit(_guarded, compress_file, path, settings, output_path, output_dir)

@@ -1,0 +1,225 @@
+"""The real command line: outputs, JSON records, exit statuses, and every user-error path
+(one line on stderr, the documented status, no output file, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import encoded, files_in, flat_logo, save_image
+
+JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "bytes_in",
+             "bytes_out", "bpp", "seconds", "status", "error"}
+
+
+def assert_one_line_error(result, status, *fragments):
+    assert result.status == status, result
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("colorquant: ")
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "minibatch", "gmm"])
+def test_compress_writes_palette_png_next_to_input(run_cli, photo_png, method):
+    result = run_cli("compress", photo_png, "-k", "16", "-m", method)
+    assert result.status == 0, result
+    output = photo_png.with_name(f"coffee-{method}-k16.png")
+    assert output.exists()
+    image = Image.open(output)
+    assert image.mode == "P"
+    assert len(image.getcolors(256)) <= 16
+    assert output.stat().st_size < photo_png.stat().st_size
+    assert "16 colours" in result.out and "PSNR" in result.out
+
+
+def test_compress_json_record(run_cli, photo_png, tmp_path):
+    out_dir = tmp_path / "out"
+    result = run_cli("compress", photo_png, "-k", "8", "-o", out_dir, "--json")
+    assert result.status == 0, result
+    record = json.loads(result.out.strip())
+    assert set(record) == JSON_KEYS
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["colors"] == 8 and record["method"] == "kmeans"
+    assert Path(record["output"]) == out_dir / "coffee-kmeans-k8.png"
+    assert record["bytes_out"] == (out_dir / "coffee-kmeans-k8.png").stat().st_size
+    assert record["bytes_in"] == photo_png.stat().st_size
+    assert 20 < record["psnr"] < 40 and 0 < record["ssim"] < 1
+    assert record["bpp"] == pytest.approx(8 * record["bytes_out"] / (400 * 600))
+
+
+def test_compress_output_file_and_force(run_cli, photo_png, tmp_path):
+    target = tmp_path / "small.png"
+    assert run_cli("compress", photo_png, "--output", target).status == 0
+    first = target.read_bytes()
+    refused = run_cli("compress", photo_png, "--output", target)
+    assert_one_line_error(refused, 4, "already exists", "--force")
+    assert target.read_bytes() == first
+    assert run_cli("compress", photo_png, "--output", target, "--force", "-k", "4").status == 0
+    assert target.read_bytes() != first
+
+
+def test_compress_is_byte_identical_across_runs_and_jobs(run_cli, photo_png, photo_jpeg, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_cli("compress", photo_png, photo_jpeg, "-o", one, "--jobs", "1").status == 0
+    assert run_cli("compress", photo_png, photo_jpeg, "-o", two, "--jobs", "2").status == 0
+    assert files_in(one) == files_in(two) == {"coffee-kmeans-k16.png", "astronaut-kmeans-k16.png"}
+    for name in files_in(one):
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+
+
+@pytest.mark.parametrize("format_name, suffix, mode", [("gif", ".gif", "P"), ("webp", ".webp", "RGB"),
+                                                      ("jpeg", ".jpg", "RGB")])
+def test_compress_other_formats(run_cli, photo_png, format_name, suffix, mode):
+    result = run_cli("compress", photo_png, "--format", format_name, "-k", "16", "--json")
+    assert result.status == 0, result
+    record = json.loads(result.out)
+    output = Path(record["output"])
+    assert output.suffix == suffix
+    assert Image.open(output).mode == mode
+    if format_name == "jpeg":
+        assert "JPEG re-expands" in result.err
+    else:
+        assert len(Image.open(output).convert("RGB").getcolors(256)) <= 16
+
+
+def test_compress_skip_if_larger_exits_98_and_writes_nothing(run_cli, tmp_path):
+    # Our own output compressed again with the same settings cannot get smaller.
+    source = save_image(tmp_path / "logo.png", flat_logo(3))
+    assert run_cli("compress", source, "-o", tmp_path / "first").status == 0
+    again = tmp_path / "first" / "logo-kmeans-k16.png"
+    result = run_cli("compress", again, "-o", tmp_path / "second", "--skip-if-larger", "--json")
+    assert result.status == 98, result
+    record = json.loads(result.out)
+    assert record["status"] == "skipped" and "not smaller" in record["error"]
+    assert files_in(tmp_path / "second") == set()
+
+
+def test_compress_continues_after_a_bad_input(run_cli, photo_png, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(photo_png.read_bytes()[:3000])
+    result = run_cli("compress", broken, photo_png, "--json")
+    assert result.status == 3, result
+    records = [json.loads(line) for line in result.out.splitlines()]
+    assert [r["status"] for r in records] == ["error", "ok"]
+    assert photo_png.with_name("coffee-kmeans-k16.png").exists()
+    assert not broken.with_name("broken-kmeans-k16.png").exists()
+
+
+def _bad_inputs(tmp_path: Path, photo: np.ndarray) -> dict:
+    png = encoded(photo, "PNG")
+    jpeg = encoded(photo, "JPEG", quality=90)
+    (tmp_path / "a-folder.png").mkdir()
+    cases = {
+        "missing": (tmp_path / "nope.png", "no such file"),
+        "directory": (tmp_path / "a-folder.png", "is a directory"),
+        "empty": (tmp_path / "empty.png", "empty file"),
+        "text": (tmp_path / "notes.png", "not a supported image"),
+        "truncated png": (tmp_path / "cut.png", "truncated"),
+        "truncated jpeg": (tmp_path / "cut.jpg", "truncated"),
+        "unsupported format": (tmp_path / "icon.ico", "not a supported image"),
+    }
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("hello, I am not an image\n")
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    Image.fromarray(photo[:64, :64]).save(tmp_path / "icon.ico", "ICO")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "text", "truncated png",
+                                  "truncated jpeg", "unsupported format"])
+def test_compress_unreadable_input(run_cli, tmp_path, coffee, case):
+    path, fragment = _bad_inputs(tmp_path, coffee)[case]
+    before = files_in(tmp_path)
+    result = run_cli("compress", path)
+    assert_one_line_error(result, 3, str(path), fragment)
+    assert files_in(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["-k", "1"], "--colors must be in [2, 256]; got 1"),
+    (["-k", "300"], "got 300"),
+    (["-k", "many"], "must be an integer"),
+    (["-m", "dbscan"], "invalid choice: 'dbscan'"),
+    (["--format", "bmp"], "invalid choice: 'bmp'"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--covariance", "full"], "--covariance applies to --method gmm only"),
+])
+def test_compress_usage_errors_touch_nothing(run_cli, photo_png, argv, fragment):
+    before = files_in(photo_png.parent)
+    result = run_cli("compress", photo_png, *argv)
+    assert_one_line_error(result, 2, fragment)
+    assert files_in(photo_png.parent) == before
+
+
+def test_compress_output_takes_one_input(run_cli, photo_png, photo_jpeg, tmp_path):
+    result = run_cli("compress", photo_png, photo_jpeg, "--output", tmp_path / "x.png")
+    assert_one_line_error(result, 2, "--output takes one input")
+
+
+def test_compress_unwritable_output_folder(run_cli, photo_png, tmp_path):
+    # A path under a regular file can never be a folder, whoever runs the test (root too).
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    result = run_cli("compress", photo_png, "--output", blocker / "out.png")
+    assert_one_line_error(result, 4, "out.png")
+    result = run_cli("compress", photo_png, "-o", blocker / "sub")
+    assert_one_line_error(result, 4, "cannot create output folder")
+
+
+def test_compress_never_overwrites_input(run_cli, photo_png, tmp_path):
+    original = photo_png.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(photo_png)
+    for target in (photo_png, link):
+        result = run_cli("compress", photo_png, "--output", target, "--force")
+        assert_one_line_error(result, 4, "refusing to overwrite the input")
+    assert photo_png.read_bytes() == original
+
+
+def test_compare_writes_one_figure(run_cli, photo_png, tmp_path):
+    figure = tmp_path / "figure.png"
+    result = run_cli("compare", photo_png, "-k", "8", "-o", figure)
+    assert result.status == 0, result
+    assert Image.open(figure).size[0] > 800
+    for title in ("K-Means", "Mini-Batch", "GMM"):
+        assert title in result.out
+
+
+def test_demo_writes_the_documented_files(run_cli, tmp_path):
+    result = run_cli("demo", "-o", tmp_path / "demo")
+    assert result.status == 0, result
+    names = files_in(tmp_path / "demo")
+    for method in ("kmeans", "minibatch", "gmm"):
+        assert f"compressed_{method}_K16.png" in names
+        assert Image.open(tmp_path / "demo" / f"compressed_{method}_K16.png").mode == "P"
+    assert "comparison_K16.png" in names
+    assert "K-Means" in result.out and "PSNR" in result.out
+
+
+def test_cli_in_a_real_process_reports_errors_without_traceback(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    process = subprocess.run([sys.executable, "-m", "colorquant", "compress", str(bad)],
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 3
+    assert "Traceback" not in process.stderr
+    assert process.stderr.count("\n") == 1 and str(bad) in process.stderr
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = ("import sys; from colorquant.cli import main; main(['--help'])\n"
+            "heavy = [m for m in ('sklearn', 'matplotlib', 'skimage', 'PIL', 'numpy') if m in sys.modules]\n"
+            "print('heavy:' + ','.join(heavy))")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert process.returncode == 0
+    assert process.stdout.strip().splitlines()[-1] == "heavy:"
