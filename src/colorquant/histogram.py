@@ -80,15 +80,15 @@ def color_histogram(pixels: np.ndarray) -> ColorHistogram:
 
 
 def weighted_sample(
-    counts: np.ndarray, n_draws: int, rng: np.random.Generator
+    histogram: ColorHistogram, n_draws: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a pixel-weighted sample of distinct colours, with their multiplicities.
 
-    Drawing ``n_draws`` pixels with replacement (a colour with probability proportional to
-    its count) and folding repeats into weights keeps the sample unbiased for any
+    Drawing ``n_draws`` pixels uniformly (with replacement) picks each colour with probability
+    proportional to its count; folding repeats into weights keeps the sample unbiased for any
     count-weighted mean, which is what k-means minimises.
     """
-    probabilities = counts / counts.sum()
-    drawn = rng.choice(len(counts), size=n_draws, replace=True, p=probabilities)
-    indices, multiplicity = np.unique(drawn, return_counts=True)
-    return indices, multiplicity.astype(np.float64)
+    drawn_pixels = rng.integers(0, len(histogram.inverse), size=n_draws)
+    multiplicity = np.bincount(histogram.inverse[drawn_pixels], minlength=histogram.n_distinct)
+    indices = np.flatnonzero(multiplicity)
+    return indices, multiplicity[indices].astype(np.float64)

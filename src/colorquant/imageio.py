@@ -146,7 +146,7 @@ def _decode(stream, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage
                 ) from None
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise ImageReadError(
-                    f"{name}: too many pixels for the limit of {max_pixels:,} "
+                    f"{name}: too many pixels, over the limit of {max_pixels:,} "
                     "(raise it with --max-pixels / max_pixels)"
                 ) from None
             except ImageReadError:
@@ -167,7 +167,7 @@ def _decode(stream, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage
                     raise
                 except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                     raise ImageReadError(
-                        f"{name}: too many pixels for the limit of {max_pixels:,}"
+                        f"{name}: too many pixels, over the limit of {max_pixels:,}"
                     ) from None
                 except Exception as error:  # noqa: BLE001 - decoder boundary, see above
                     raise ImageReadError(

@@ -41,9 +41,8 @@ def fit_palette(
     colors = histogram.colors.astype(np.float64)
     n_pixels = int(histogram.counts.sum())
     if n_pixels > MAX_FIT_SAMPLES:
-        drawn = rng.choice(
-            histogram.n_distinct, size=MAX_FIT_SAMPLES, p=histogram.counts / n_pixels
-        )
+        # Uniformly drawn pixels: each colour with probability proportional to its count.
+        drawn = histogram.inverse[rng.integers(0, n_pixels, size=MAX_FIT_SAMPLES)]
         sample = colors[np.sort(drawn)]
     else:
         sample = np.repeat(colors, histogram.counts, axis=0)

@@ -20,9 +20,9 @@ from . import PaletteFit
 # Above this many distinct colours the k-means++ start and Lloyd iterations run on a sample.
 MAX_FIT_COLORS = 16384
 # Pixels drawn for that sample (repeats fold into weights, so it holds fewer distinct colours).
-SAMPLE_DRAWS = 65536
-# Full-histogram Lloyd steps after a sampled fit.
-REFINE_STEPS = 2
+SAMPLE_DRAWS = 16384
+# Full-histogram Lloyd steps after a sampled fit (the final remap is one more assignment).
+REFINE_STEPS = 1
 
 
 def fit_palette(
@@ -35,7 +35,7 @@ def fit_palette(
     colors, weights = histogram.colors, histogram.counts.astype(np.float64)
     sampled = histogram.n_distinct > MAX_FIT_COLORS
     if sampled:
-        indices, fit_weights = weighted_sample(histogram.counts, SAMPLE_DRAWS, rng)
+        indices, fit_weights = weighted_sample(histogram, SAMPLE_DRAWS, rng)
         fit_colors = colors[indices]
     else:
         fit_colors, fit_weights = colors, weights

@@ -1,0 +1,69 @@
+"""Helpers shared by the benchmark scripts: image discovery, timing, tables, results files."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_IMAGES = HERE.parent.parent / "shared" / "cq100"
+RESULTS = HERE / "results"
+
+
+def find_images(folder: Path, limit: int | None = None) -> list[Path]:
+    paths = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))
+    if not paths:
+        raise SystemExit(f"no images in {folder}; pass --images DIR")
+    return paths[:limit] if limit else paths
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    error = np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2)
+    return math.inf if error == 0 else 10 * math.log10(255.0**2 / error)
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESULTS) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    md_path = out_dir / f"{name}.md"
+    md_path.write_text(markdown + "\n")
+    return md_path

@@ -1,0 +1,198 @@
+"""Reading every supported format and mode, encoding palette files, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorquant as cq
+from colorquant.errors import ImageReadError, ImageWriteError
+from colorquant.imageio import read_image, write_atomic
+
+from .conftest import flat_logo
+
+
+def png_chunks(data: bytes) -> list[str]:
+    names, offset = [], 8
+    while offset < len(data):
+        length = struct.unpack(">I", data[offset : offset + 4])[0]
+        names.append(data[offset + 4 : offset + 8].decode("ascii"))
+        offset += 12 + length
+    return names
+
+
+@pytest.mark.parametrize("format_name", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_read_every_allowed_format(format_name, coffee):
+    buffer = io.BytesIO()
+    Image.fromarray(coffee).save(buffer, format_name)
+    loaded = read_image(buffer.getvalue())
+    assert loaded.pixels.shape == coffee.shape and loaded.pixels.dtype == np.uint8
+    assert loaded.format == format_name
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "CMYK", "YCbCr"])
+def test_read_modes_become_rgb(mode, coffee):
+    image = Image.fromarray(coffee).convert(mode)
+    loaded = read_image(image)
+    assert loaded.pixels.shape == (*coffee.shape[:2], 3)
+    assert np.array_equal(loaded.pixels, np.asarray(image.convert("RGB")))
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA", "PA"])
+def test_read_modes_with_alpha_become_rgba(mode):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = np.arange(8)[None, :] * 32
+    image = Image.fromarray(rgba).convert(mode)
+    loaded = read_image(image)
+    assert loaded.has_alpha
+    assert np.array_equal(loaded.pixels[..., 3], np.asarray(image.convert("RGBA"))[..., 3])
+
+
+def test_read_palette_with_transparency_keeps_it(tmp_path):
+    image = Image.fromarray(flat_logo(4)).convert("P")
+    image.info["transparency"] = 0
+    path = tmp_path / "p.png"
+    image.save(path, transparency=0)
+    loaded = read_image(path)
+    assert loaded.has_alpha
+    assert set(np.unique(loaded.pixels[..., 3])) == {0, 255}
+
+
+def test_read_16_bit_keeps_brightness(tmp_path):
+    ramp = (np.linspace(0, 65535, 256).astype(np.uint16)[None, :]).repeat(4, axis=0)
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(ramp).save(path)
+    loaded = read_image(path)
+    # a 16-bit ramp keeps its brightness when scaled to 8 bits, instead of clipping to white
+    expected = np.rint(ramp / 257.0).astype(np.uint8)
+    assert np.array_equal(loaded.pixels[..., 0], expected)
+    assert loaded.pixels.mean() == pytest.approx(127.5, abs=1)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_applies_exif_orientation(orientation, tmp_path):
+    # A non-square image with a marked corner; after transposition the mark is top-left.
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:5, :5] = 255
+    upright = Image.fromarray(pixels)
+    # Store the image as a camera would: the inverse transform, plus the EXIF tag to undo it.
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+               6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+               8: Image.Transpose.ROTATE_270}[orientation]
+    stored = upright if inverse is None else upright.transpose(inverse)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    stored.save(path, "JPEG", exif=exif.tobytes(), quality=95)
+    loaded = read_image(path)
+    assert loaded.pixels.shape == (20, 40, 3)
+    assert loaded.pixels[:5, :5].mean() > 200 and loaded.pixels[-5:, -5:].mean() < 50
+
+
+def test_read_cmyk_jpeg(tmp_path, coffee):
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(coffee).convert("CMYK").save(path, "JPEG", quality=95)
+    loaded = read_image(path)
+    assert loaded.pixels.shape == coffee.shape
+    assert np.abs(loaded.pixels.astype(int) - coffee).mean() < 12
+
+
+def test_read_refuses_too_many_pixels_before_decoding(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (2000, 1000)).save(path)
+    with pytest.raises(ImageReadError, match="over the limit of 1,000,000"):
+        read_image(path, max_pixels=1_000_000)
+
+
+def test_png_output_is_palette_at_smallest_bit_depth():
+    # oxipng keeps whichever depth gives the smaller file; on a 16x32 image 8 bits can beat
+    # 4 by a byte, so the images here are big enough for the depth to matter.
+    for n_colors, bits in ((2, 1), (4, 2), (16, 4), (17, 8), (200, 8)):
+        pixels = flat_logo(n_colors, size=(64, 400))
+        data = cq.quantize(pixels, n_colors=max(n_colors, 2)).encode()
+        assert data[25] == 3, "colour type 3 (palette)"
+        assert data[24] == bits, (n_colors, data[24])
+
+
+def test_png_output_has_no_metadata(tmp_path, coffee):
+    path = tmp_path / "meta.png"
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "secret " * 100)
+    Image.fromarray(coffee).save(path, pnginfo=info)
+    data = cq.quantize(path, n_colors=8).encode()
+    assert set(png_chunks(data)) <= {"IHDR", "PLTE", "tRNS", "IDAT", "IEND"}
+    assert b"secret" not in data
+
+
+def test_png_transparency_chunk_is_short(astronaut):
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    rgba[:50, :, 3] = 0
+    data = cq.quantize(rgba, n_colors=16).encode()
+    assert "tRNS" in png_chunks(data)
+    # translucent entries are stored first, so tRNS does not list every entry (oxipng may
+    # reorder the palette for size, which can cost one byte here)
+    offset = data.index(b"tRNS")
+    assert struct.unpack(">I", data[offset - 4 : offset])[0] <= 2
+
+
+def test_write_atomic_refuses_existing_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "out.png"
+    write_atomic(b"first", target)
+    with pytest.raises(ImageWriteError, match="already exists"):
+        write_atomic(b"second", target)
+    assert target.read_bytes() == b"first"
+    write_atomic(b"third", target, overwrite=True)
+    assert target.read_bytes() == b"third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_atomic_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    write_atomic(b"old", target)
+
+    def broken_replace(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("colorquant.imageio.os.replace", broken_replace)
+    with pytest.raises(ImageWriteError, match="No space left on device"):
+        write_atomic(b"new", target, overwrite=True)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_atomic_protects_input_through_hard_link(tmp_path):
+    source = tmp_path / "in.png"
+    source.write_bytes(b"precious")
+    alias = tmp_path / "alias.png"
+    alias.hardlink_to(source)
+    with pytest.raises(ImageWriteError, match="refusing to overwrite the input"):
+        write_atomic(b"x", alias, overwrite=True, protect=(source,))
+    assert source.read_bytes() == b"precious"
+
+
+def test_read_refuses_crc_damage(tmp_path, coffee):
+    buffer = io.BytesIO()
+    Image.fromarray(coffee[:32, :32]).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[29] ^= 0xFF  # inside IHDR's CRC-protected data
+    with pytest.raises(ImageReadError):
+        read_image(bytes(data))
+
+
+def test_read_refuses_corrupt_image_data(coffee):
+    buffer = io.BytesIO()
+    Image.fromarray(coffee).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IDAT") + 4
+    data[start + 100 : start + 400] = zlib.compress(b"garbage")[:300].ljust(300, b"\0")
+    with pytest.raises(ImageReadError):
+        read_image(bytes(data))
