@@ -10,10 +10,11 @@ from .imageio import DEFAULT_MAX_PIXELS, read_image
 from .methods import METHODS
 from .pipeline import fit, label_image, prepare
 from .result import QuantizedImage
+from .search import make_target, search_n_colors
 
 __all__ = ["quantize", "validate_n_colors", "validate_method", "MIN_COLORS", "MAX_COLORS"]
 
-MIN_COLORS, MAX_COLORS = 2, 256
+MIN_COLORS, MAX_COLORS, DEFAULT_COLORS = 2, 256, 16
 
 
 def validate_n_colors(n_colors, name: str = "n_colors") -> int:
@@ -54,10 +55,14 @@ def _validate_options(method: str, options: dict) -> dict:
 def quantize(
     image,
     *,
-    n_colors: int = 16,
+    n_colors: int | None = None,
     method: str = "kmeans",
     random_state: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    target_psnr: float | None = None,
+    target_mse: float | None = None,
+    target_ssim: float | None = None,
+    min_colors: int = MIN_COLORS,
     **method_options,
 ) -> QuantizedImage:
     """Reduce ``image`` to at most ``n_colors`` colours learned by ``method``.
@@ -65,29 +70,52 @@ def quantize(
     Parameters
     ----------
     image : str or Path, bytes, PIL.Image.Image, or ndarray of shape (H, W[, 3|4]), uint8
-    n_colors : int in [2, 256]
+    n_colors : int in [2, 256], default 16 (256 with a quality target)
         An image with no more distinct colours than this keeps exactly its own colours.
+        With a quality target, the upper bound of the search.
     method : "kmeans", "minibatch" or "gmm"
     random_state : int
         Seed of every random choice: the same input and settings give the same result.
     max_pixels : int
         Refuse larger images, judged from the file header before decoding.
+    target_psnr, target_mse, target_ssim : float, at most one
+        Choose the colour count: the smallest in ``[min_colors, n_colors]`` whose output
+        reaches PSNR >= target_psnr (dB), MSE <= target_mse, or SSIM >= target_ssim. The
+        counts tried are in ``result.search``. Raises QualityTooLowError if none does.
+    min_colors : int in [2, 256], lower bound of that search
     covariance_type : "full", "tied", "diag" or "spherical", only for ``method="gmm"``
 
     Returns
     -------
     QuantizedImage
     """
+    target = make_target(psnr=target_psnr, mse=target_mse, ssim=target_ssim)
+    if n_colors is None:
+        n_colors = DEFAULT_COLORS if target is None else MAX_COLORS
     n_colors = validate_n_colors(n_colors)
     method = validate_method(method)
     options = _validate_options(method, method_options)
     if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral) or random_state < 0:
         raise InvalidParameterError(f"random_state must be a non-negative int; got {random_state!r}")
 
+    if target is not None:
+        min_colors = validate_n_colors(min_colors, "min_colors")
+        if min_colors > n_colors:
+            raise InvalidParameterError(
+                f"min_colors ({min_colors}) must not exceed n_colors ({n_colors})"
+            )
+
     loaded = read_image(image, max_pixels=max_pixels)
     started = time.perf_counter()
     prepared = prepare(loaded.pixels)
-    quantization = fit(prepared, n_colors, method, random_state=random_state, **options)
+    trace = ()
+    if target is None:
+        quantization = fit(prepared, n_colors, method, random_state=random_state, **options)
+    else:
+        n_colors, quantization, trace = search_n_colors(
+            prepared, loaded.pixels, method, target, min_colors=min_colors,
+            max_colors=n_colors, random_state=random_state, **options,
+        )
     labels = label_image(prepared, quantization)
     seconds = time.perf_counter() - started
     return QuantizedImage(
@@ -101,5 +129,6 @@ def quantize(
         source=loaded.source,
         source_path=loaded.path,
         bytes_in=loaded.n_bytes,
+        search=trace,
         warnings=loaded.warnings,
     )

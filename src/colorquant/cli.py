@@ -107,7 +107,7 @@ def _int_in(low: int, high: int | None, name: str):
 
 
 def _add_common(parser, *, colors_help: str) -> None:
-    parser.add_argument("-k", "--colors", type=_int_in(2, 256, "--colors"), default=16,
+    parser.add_argument("-k", "--colors", type=_int_in(2, 256, "--colors"), default=None,
                         metavar="N", help=colors_help)
     parser.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), default=0,
                         help="random seed; the same seed gives the same bytes (default 0)")
@@ -116,6 +116,73 @@ def _add_common(parser, *, colors_help: str) -> None:
                         help="refuse images with more pixels, judged from the header (default 100M)")
     parser.add_argument("--covariance", choices=("full", "tied", "diag", "spherical"),
                         default=None, help="GMM covariance type (default spherical, see README)")
+
+
+def _float_arg(name: str):
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number; got {text!r}") from None
+
+    return parse
+
+
+def _quality_range(text: str) -> tuple[float, float]:
+    """pngquant's --quality: "MIN-MAX", "MAX", "MIN-" or "-MAX", each 0-100."""
+    low_text, _, high_text = text.partition("-") if "-" in text else ("", "", text)
+    try:
+        low = float(low_text) if low_text else 0.0
+        high = float(high_text) if high_text else 100.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--quality must be MIN-MAX with numbers 0-100; got {text!r}") from None
+    if not (0 <= low <= high <= 100):
+        raise argparse.ArgumentTypeError(f"--quality must be MIN-MAX with 0 <= MIN <= MAX <= 100; got {text!r}")
+    return low, high
+
+
+def _add_targets(parser) -> None:
+    group = parser.add_argument_group(
+        "quality target", "choose the fewest colours that reach a target; --colors is then "
+        "the upper bound (default 256)")
+    targets = group.add_mutually_exclusive_group()
+    targets.add_argument("--target-psnr", type=_float_arg("--target-psnr"), metavar="DB",
+                         help="PSNR of the output at least DB (0-100]")
+    targets.add_argument("--target-mse", type=_float_arg("--target-mse"), metavar="X",
+                         help="mean squared error of the output at most X")
+    targets.add_argument("--target-ssim", type=_float_arg("--target-ssim"), metavar="S",
+                         help="SSIM of the output at least S (0-1]")
+    targets.add_argument("--quality", type=_quality_range, metavar="MIN-MAX",
+                         help="pngquant-style 0-100: reach PSNR 20+MAX/4 dB with the fewest colours; "
+                              "if not even --colors reach it, keep --colors when PSNR 20+MIN/4 is met, "
+                              "else exit 99")
+    group.add_argument("--min-colors", type=_int_in(2, 256, "--min-colors"), default=2, metavar="N",
+                       help="lower bound of the search (default 2)")
+
+
+def _target_settings(args) -> dict:
+    """Quality-target options from the command line, validated before any file is touched."""
+    from .search import make_target, quality_to_psnr
+
+    settings = {}
+    if args.quality is not None:
+        low, high = args.quality
+        settings = {"target_psnr": quality_to_psnr(high), "fallback_psnr": quality_to_psnr(low)}
+    elif any(v is not None for v in (args.target_psnr, args.target_mse, args.target_ssim)):
+        settings = {"target_psnr": args.target_psnr, "target_mse": args.target_mse,
+                    "target_ssim": args.target_ssim}
+    if not settings:
+        return {}
+    try:
+        make_target(psnr=settings.get("target_psnr"), mse=settings.get("target_mse"),
+                    ssim=settings.get("target_ssim"))
+    except Exception as error:  # InvalidParameterError: say it in CLI option names
+        raise _UsageError(str(error).replace("target_", "--target-")) from None
+    if args.min_colors > (args.colors if args.colors_given else 256):
+        raise _UsageError(f"--min-colors ({args.min_colors}) must not exceed --colors")
+    settings["min_colors"] = args.min_colors
+    settings["n_colors"] = args.colors if args.colors_given else 256
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--jobs", type=_int_in(1, None, "--jobs"), default=None, metavar="N",
                           help="parallel processes (default: one per core, at most one per input)")
     compress.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    _add_targets(compress)
 
     compare = commands.add_parser("compare", help="figure comparing the three methods on one image",
                                   description="Run every method on one image and write one figure.")
@@ -156,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("-o", "--output", metavar="FIGURE.png",
                          help="figure file (default <stem>-compare-k<N>.png next to the input)")
     compare.add_argument("--force", action="store_true", help="replace an existing figure")
+
+    curve = commands.add_parser(
+        "curve", help="plot quality against the number of colours (the elbow plot)",
+        description="Quality against colour count for each method, with the target and the "
+                    "count it chooses marked.")
+    curve.add_argument("input", metavar="INPUT")
+    curve.add_argument("-m", "--method", choices=METHOD_NAMES, default=None,
+                       help="one method (default: all three)")
+    curve.add_argument("--metric", choices=("psnr", "ssim", "mse"), default=None,
+                       help="figure on the y axis (default: the target's, else psnr)")
+    curve.add_argument("-o", "--output", metavar="CURVE.png",
+                       help="figure file (default <stem>-curve.png next to the input)")
+    curve.add_argument("--force", action="store_true", help="replace an existing figure")
+    _add_common(curve, colors_help="largest colour count plotted (default 256)")
+    _add_targets(curve)
 
     demo = commands.add_parser("demo", help="run all methods on a photo shipped with scikit-image",
                                description="Compress a scikit-image sample photo with every method.")
@@ -173,7 +256,12 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return ExitStatus.USAGE
-        handler = {"compress": _compress, "compare": _compare, "demo": _demo}[args.command]
+        if getattr(args, "colors", 0) is None:
+            args.colors_given, args.colors = False, 16
+        else:
+            args.colors_given = True
+        handler = {"compress": _compress, "compare": _compare, "demo": _demo,
+                   "curve": _curve}[args.command]
         return int(handler(args))
     except _UsageError as error:
         _error(str(error))
@@ -211,8 +299,12 @@ def _compress(args) -> ExitStatus:
 
     if args.output and len(args.inputs) > 1:
         raise _UsageError("--output takes one input; use --output-dir for several")
+    targets = _target_settings(args)
+    if targets and args.format == "jpeg":
+        raise _UsageError("quality targets need a lossless output format (png, webp or gif), "
+                          "not jpeg, whose own loss would decide the figure")
     settings = CompressSettings(
-        n_colors=args.colors,
+        n_colors=targets.pop("n_colors", args.colors),
         method=args.method,
         random_state=args.seed,
         format=args.format,
@@ -220,6 +312,7 @@ def _compress(args) -> ExitStatus:
         max_pixels=args.max_pixels,
         skip_if_larger=args.skip_if_larger,
         overwrite=args.force,
+        **targets,
     )
     if args.covariance and args.method != "gmm":
         raise _UsageError("--covariance applies to --method gmm only")
@@ -391,6 +484,50 @@ def _demo(args) -> ExitStatus:
     print(f"wrote {folder}/: original.png, "
           + ", ".join(f"compressed_{m}_K{args.colors}.png" for m in results)
           + f", comparison_K{args.colors}.png")
+    return ExitStatus.OK
+
+
+def _curve(args) -> ExitStatus:
+    from .imageio import check_destination, read_image, write_atomic
+    from .plots import curve_figure, figure_png
+    from .search import make_target, quality_curve, search_n_colors
+    from .pipeline import prepare
+
+    targets = _target_settings(args)
+    max_colors = args.colors if args.colors_given else 256
+    target = make_target(psnr=targets.get("target_psnr"), mse=targets.get("target_mse"),
+                         ssim=targets.get("target_ssim")) if targets else None
+    metric = args.metric or (target.metric if target else "psnr")
+    if target is not None and metric != target.metric:
+        raise _UsageError(f"--metric {metric} differs from the target's metric {target.metric}")
+    source = Path(args.input)
+    output = Path(args.output) if args.output else source.with_name(f"{source.stem}-curve.png")
+    loaded = read_image(source, max_pixels=args.max_pixels)
+    check_destination(output, overwrite=args.force, protect=(source,))
+    prepared = prepare(loaded.pixels)
+    methods = [args.method] if args.method else list(METHOD_NAMES)
+    curves, chosen = {}, {}
+    for method in methods:
+        options = {"covariance_type": args.covariance} if method == "gmm" and args.covariance else {}
+        curves[method] = quality_curve(prepared, loaded.pixels, method, metric,
+                                       max_colors=max_colors, random_state=args.seed, **options)
+        if target is not None:
+            try:
+                answer, _, trace = search_n_colors(
+                    prepared, loaded.pixels, method, target, min_colors=args.min_colors,
+                    max_colors=max_colors, random_state=args.seed, **options)
+                chosen[method] = (answer, next(s.value for s in trace if s.n_colors == answer))
+            except Exception as error:  # QualityTooLowError: mark nothing, say so
+                chosen[method] = None
+                _warn(f"{METHOD_TITLES[method]}: {error}")
+    figure = curve_figure(curves, metric=metric, target=target, chosen=chosen, titles=METHOD_TITLES,
+                          image_name=source.name)
+    write_atomic(figure_png(figure), output, overwrite=args.force, protect=(source,))
+    for method, points in curves.items():
+        line = ", ".join(f"{k}: {v:.4g}" for k, v in points)
+        found = f"; chosen {chosen[method][0]}" if chosen.get(method) else ""
+        print(f"{METHOD_TITLES[method]} {metric}: {line}{found}")
+    print(f"figure: {output}")
     return ExitStatus.OK
 
 

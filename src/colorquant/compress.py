@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import ColorquantError, OutputNotSmallerError
+from .errors import ColorquantError, OutputNotSmallerError, QualityTooLowError
 from .imageio import DEFAULT_MAX_PIXELS, check_destination, read_image, suffix_for
 
 __all__ = ["CompressSettings", "CompressRecord", "compress_file", "default_output_name"]
@@ -30,6 +30,18 @@ class CompressSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     skip_if_larger: bool = False
     overwrite: bool = False
+    # Quality target: at most one; n_colors is then the upper bound of the search.
+    target_psnr: float | None = None
+    target_mse: float | None = None
+    target_ssim: float | None = None
+    min_colors: int = 2
+    # With a target: accept the n_colors result when the target is missed but this PSNR is met
+    # (the lower end of --quality MIN-MAX).
+    fallback_psnr: float | None = None
+
+    @property
+    def has_target(self) -> bool:
+        return any(t is not None for t in (self.target_psnr, self.target_mse, self.target_ssim))
 
     def quantize_options(self) -> dict:
         options = {
@@ -40,6 +52,9 @@ class CompressSettings:
         }
         if self.covariance_type is not None:
             options["covariance_type"] = self.covariance_type
+        if self.has_target:
+            options.update(target_psnr=self.target_psnr, target_mse=self.target_mse,
+                           target_ssim=self.target_ssim, min_colors=self.min_colors)
         return options
 
 
@@ -94,22 +109,25 @@ def compress_file(
 ) -> CompressRecord:
     """Quantize ``input_path`` and write it to ``output_path`` (or the default name in
     ``output_dir``, or next to the input)."""
-    from .api import quantize
-
     started = time.perf_counter()
     input_path = Path(input_path)
     record = CompressRecord(input=str(input_path), method=settings.method)
     try:
         loaded = read_image(input_path, max_pixels=settings.max_pixels)
-        if output_path is None:
-            folder = Path(output_dir) if output_dir is not None else input_path.parent
-            name = default_output_name(input_path, settings.method, settings.n_colors, settings.format)
-            output_path = folder / name
+        folder = Path(output_dir) if output_dir is not None else input_path.parent
+        if output_path is None and not settings.has_target:
+            output_path = folder / default_output_name(
+                input_path, settings.method, settings.n_colors, settings.format)
+        if output_path is not None:
+            # Refuse before the work, not after it; write_atomic checks again without a race.
+            record.output = str(output_path)
+            check_destination(output_path, overwrite=settings.overwrite, protect=(input_path,))
+        result = _quantize(loaded, settings)
+        if output_path is None:  # named after the colour count the search found
+            output_path = folder / default_output_name(
+                input_path, settings.method, result.n_colors_requested, settings.format)
         output_path = Path(output_path)
         record.output = str(output_path)
-        # Refuse before the work, not after it; write_atomic checks again without a race.
-        check_destination(output_path, overwrite=settings.overwrite, protect=(input_path,))
-        result = quantize(loaded, **settings.quantize_options())
         record.warnings.extend(result.warnings)
         encoded = result.encode(settings.format)
         figures = result.measure(encoded, settings.format)
@@ -126,9 +144,24 @@ def compress_file(
         from .imageio import write_atomic
 
         write_atomic(encoded, output_path, overwrite=settings.overwrite, protect=(input_path,))
-    except OutputNotSmallerError as error:
+    except (OutputNotSmallerError, QualityTooLowError) as error:
         record = replace(record, status="skipped", error=str(error), exception=error, output=None)
     except ColorquantError as error:
         record = replace(record, status="error", error=str(error), exception=error, output=None)
     record.seconds = time.perf_counter() - started
     return record
+
+
+def _quantize(loaded, settings: CompressSettings):
+    from .api import quantize
+
+    try:
+        return quantize(loaded, **settings.quantize_options())
+    except QualityTooLowError as error:
+        if settings.fallback_psnr is None or error.best_value is None or error.best_value < settings.fallback_psnr:
+            raise
+    # --quality MIN-MAX: MAX was not reached but MIN was; pngquant keeps the best it has.
+    options = settings.quantize_options()
+    for key in ("target_psnr", "target_mse", "target_ssim", "min_colors"):
+        options.pop(key, None)
+    return quantize(loaded, **options)

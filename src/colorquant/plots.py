@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["comparison_figure", "figure_png"]
+__all__ = ["comparison_figure", "curve_figure", "figure_png"]
 
 
 def _pyplot():
@@ -73,6 +73,36 @@ def comparison_figure(original: np.ndarray, results: dict, *, titles: dict | Non
             fontsize=10,
         )
         _swatches(figure.add_subplot(grid[1, column]), result.palette)
+    return figure
+
+
+def curve_figure(curves: dict, *, metric: str, target=None, chosen: dict | None = None,
+                 titles: dict | None = None, image_name: str = ""):
+    """Quality against colour count (log scale) per method; the target as a dashed line and
+    each method's chosen count as a marker.
+
+    curves : {method: [(n_colors, value), ...]}
+    chosen : {method: (n_colors, value)} found by the search, or None where it found none
+    """
+    plt = _pyplot()
+    titles, chosen = titles or {}, chosen or {}
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for method, points in curves.items():
+        counts, values = zip(*points)
+        values = [min(v, 100.0) for v in values]  # lossless PSNR is infinite
+        (line,) = ax.plot(counts, values, marker="o", markersize=3, label=titles.get(method, method))
+        if chosen.get(method):
+            count, value = chosen[method]
+            ax.plot([count], [min(value, 100.0)], marker="*", markersize=14, color=line.get_color(),
+                    linestyle="none", label=f"{titles.get(method, method)}: {count} colours")
+    if target is not None:
+        ax.axhline(target.value, color="grey", linestyle="--", linewidth=1, label=f"target {target.describe()}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("colours")
+    ax.set_ylabel({"psnr": "PSNR (dB)", "mse": "MSE", "ssim": "SSIM"}[metric])
+    ax.set_title(f"Quality against colour count{': ' + image_name if image_name else ''}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     return figure
 
 

@@ -1,0 +1,173 @@
+"""Auto-K: the fewest colours meeting a PSNR, MSE or SSIM target."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorquant as cq
+from colorquant.pipeline import fit, prepare
+from colorquant.search import make_target, quality_to_psnr, search_n_colors
+
+from .test_cli import assert_one_line_error
+
+
+@pytest.fixture(scope="module")
+def small_coffee(coffee_module):
+    # half-size photo keeps the exhaustive scans of these tests fast
+    return np.asarray(Image.fromarray(coffee_module).resize((300, 200), Image.Resampling.LANCZOS))
+
+
+@pytest.fixture(scope="module")
+def coffee_module():
+    from skimage import data
+
+    return data.coffee()
+
+
+def exhaustive_answer(pixels, method, metric, value, low, high):
+    """The first count from ``low`` upward that meets the target (the naive loop's answer)."""
+    prepared = prepare(pixels)
+    target = make_target(**{metric: value})
+    for n_colors in range(low, high + 1):
+        quantization = fit(prepared, n_colors, method)
+        if metric == "psnr":
+            measured = cq.quantize(pixels, n_colors=n_colors, method=method).metrics.psnr
+            assert math.isclose(measured, 10 * math.log10(255**2 / quantization.mse)), "histogram MSE is exact"
+        else:
+            measured = quantization.mse
+        if target.met_by(measured):
+            return n_colors
+    return None
+
+
+@pytest.mark.parametrize("method, metric, value", [
+    ("kmeans", "psnr", 31.0),
+    ("kmeans", "mse", 40.0),
+    ("minibatch", "psnr", 30.0),
+    ("gmm", "psnr", 28.0),
+])
+def test_search_matches_exhaustive_scan(small_coffee, method, metric, value):
+    result = cq.quantize(small_coffee, method=method, **{f"target_{metric}": value}, n_colors=48)
+    expected = exhaustive_answer(small_coffee, method, metric, value, 2, 48)
+    # The search accepts a count once the two below it fail; the scan takes the first that
+    # passes. They differ only if a count three or more below passes by a lucky fit, which
+    # these photographs do not show; equality is asserted.
+    assert result.n_colors == expected
+    assert len(result.search) < 15  # far fewer fits than the scan
+
+
+def test_search_trace_and_target_met(small_coffee):
+    result = cq.quantize(small_coffee, target_psnr=32)
+    assert result.metrics.psnr >= 32
+    tried = {step.n_colors: step for step in result.search}
+    assert tried[result.n_colors].meets_target
+    assert not tried[result.n_colors - 1].meets_target
+    assert all(step.meets_target == (step.value >= 32) for step in result.search)
+
+
+def test_search_ssim_target(small_coffee):
+    result = cq.quantize(small_coffee, target_ssim=0.9)
+    assert result.metrics.ssim >= 0.9
+    below = cq.quantize(small_coffee, n_colors=result.n_colors - 1)
+    assert below.metrics.ssim < 0.9
+
+
+def test_search_stops_at_distinct_colours():
+    pixels = np.array([[[0, 0, 0], [255, 0, 0], [0, 255, 0]]], dtype=np.uint8).repeat(5, axis=0)
+    result = cq.quantize(pixels, target_psnr=99)
+    assert result.n_colors == 3 and math.isinf(result.metrics.psnr)
+
+
+def test_search_unreachable_target_raises_with_best_value(small_coffee):
+    with pytest.raises(cq.QualityTooLowError) as caught:
+        cq.quantize(small_coffee, target_psnr=60, n_colors=8)
+    assert caught.value.best_value == pytest.approx(cq.quantize(small_coffee, n_colors=8).metrics.psnr)
+    assert "not reached with up to 8 colours" in str(caught.value)
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"target_psnr": -1}, "target_psnr must be in (0, 100]"),
+    ({"target_psnr": 101}, "got 101"),
+    ({"target_ssim": 1.5}, "target_ssim must be in (0, 1]"),
+    ({"target_mse": -3}, "target_mse must be in [0, 65025]"),
+    ({"target_psnr": 30, "target_ssim": 0.9}, "give one quality target"),
+    ({"target_psnr": 30, "min_colors": 40, "n_colors": 20}, "min_colors (40) must not exceed"),
+])
+def test_search_rejects_bad_targets(small_coffee, options, fragment):
+    with pytest.raises(cq.InvalidParameterError) as caught:
+        cq.quantize(small_coffee, **options)
+    assert fragment in str(caught.value)
+
+
+def test_quality_scale_maps_to_psnr():
+    assert quality_to_psnr(60) == 35.0 and quality_to_psnr(0) == 20.0 and quality_to_psnr(100) == 45.0
+
+
+def test_cli_target_writes_file_that_meets_it(run_cli, photo_png, tmp_path):
+    result = run_cli("compress", photo_png, "--target-psnr", "31", "-o", tmp_path / "out", "--json")
+    assert result.status == 0, result
+    record = json.loads(result.out)
+    output = Path(record["output"])
+    assert output.name == f"coffee-kmeans-k{record['colors']}.png"
+    written = np.asarray(Image.open(output).convert("RGB")).astype(np.float64)
+    original = np.asarray(Image.open(photo_png).convert("RGB")).astype(np.float64)
+    psnr = 10 * math.log10(255**2 / np.mean((written - original) ** 2))
+    assert psnr >= 31 and psnr == pytest.approx(record["psnr"], abs=1e-4)
+
+
+def test_cli_unreachable_target_exits_99_and_writes_nothing(run_cli, photo_png, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("compress", photo_png, "--target-psnr", "60", "-k", "8", "-o", out, "--json")
+    assert result.status == 99, result
+    record = json.loads(result.out)
+    assert record["status"] == "skipped" and "best PSNR" in record["error"]
+    assert list(out.iterdir()) == []
+
+
+def test_cli_quality_range_keeps_max_colours_when_min_is_met(run_cli, photo_png, tmp_path):
+    # MAX 100 (45 dB) is out of reach at 8 colours; MIN 0 (20 dB) is met: 8 colours written
+    result = run_cli("compress", photo_png, "--quality", "0-100", "-k", "8", "-o", tmp_path, "--json")
+    assert result.status == 0, result
+    assert json.loads(result.out)["colors"] == 8
+    result = run_cli("compress", photo_png, "--quality", "90-100", "-k", "8", "-o", tmp_path / "b", "--json")
+    assert result.status == 99
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--target-psnr", "-2"], "--target-psnr must be in (0, 100]"),
+    (["--target-psnr", "120"], "got 120"),
+    (["--target-ssim", "1.2"], "--target-ssim must be in (0, 1]"),
+    (["--target-mse", "-1"], "--target-mse must be in [0, 65025]"),
+    (["--target-psnr", "abc"], "must be a number"),
+    (["--quality", "80-60"], "--quality must be MIN-MAX"),
+    (["--target-psnr", "30", "--target-ssim", "0.9"], "not allowed with argument"),
+    (["--target-psnr", "30", "--format", "jpeg"], "lossless output format"),
+    (["--target-psnr", "30", "--min-colors", "50", "-k", "20"], "--min-colors (50) must not exceed"),
+])
+def test_cli_bad_targets_are_usage_errors(run_cli, photo_png, argv, fragment):
+    before = sorted(p.name for p in photo_png.parent.iterdir())
+    result = run_cli("compress", photo_png, *argv)
+    assert_one_line_error(result, 2, fragment)
+    assert sorted(p.name for p in photo_png.parent.iterdir()) == before
+
+
+def test_cli_curve_figure(run_cli, photo_png, tmp_path):
+    figure = tmp_path / "curve.png"
+    result = run_cli("curve", photo_png, "--target-psnr", "30", "-k", "64", "-o", figure)
+    assert result.status == 0, result
+    assert Image.open(figure).size[0] > 500
+    assert "K-Means psnr: 2:" in result.out and "chosen" in result.out
+
+
+def test_search_n_colors_direct_call(small_coffee):
+    prepared = prepare(small_coffee)
+    target = make_target(psnr=30.0)
+    n_colors, quantization, trace = search_n_colors(prepared, small_coffee, "kmeans", target)
+    assert quantization.palette.shape[0] <= n_colors
+    assert trace[0].n_colors == 2
