@@ -99,9 +99,19 @@ class CompressRecord:
         }
 
 
+# Most file systems cap a name at 255 bytes.
+_MAX_NAME_BYTES = 255
+
+
 def default_output_name(input_path: Path, method: str, n_colors: int, format_name: str) -> str:
-    """``<stem>-<method>-k<colours>.<ext>``."""
-    return f"{input_path.stem}-{method}-k{n_colors}{suffix_for(format_name)}"
+    """``<stem>-<method>-k<colours>.<ext>``, the stem shortened if the name would not fit."""
+    ending = f"-{method}-k{n_colors}{suffix_for(format_name)}"
+    stem = input_path.stem
+    room = _MAX_NAME_BYTES - len(ending.encode())
+    if len(stem.encode()) > room:
+        # cut on a character boundary of the UTF-8 bytes
+        stem = stem.encode()[:room].decode("utf-8", errors="ignore")
+    return stem + ending
 
 
 def compress_file(

@@ -93,7 +93,7 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
         data = bytes(source)
         if not data:
             raise ImageReadError("<bytes>: empty input")
-        return _decode(io.BytesIO(data), "<bytes>", max_pixels, path=None, n_bytes=len(data))
+        return _decode(data, "<bytes>", max_pixels, path=None, n_bytes=len(data))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = str(path)
@@ -104,7 +104,8 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
                 n_bytes = os.fstat(handle.fileno()).st_size
                 if n_bytes == 0:
                     raise ImageReadError(f"{name}: empty file")
-                return _decode(handle, name, max_pixels, path=path, n_bytes=n_bytes)
+                data = handle.read()
+            return _decode(data, name, max_pixels, path=path, n_bytes=n_bytes)
         except FileNotFoundError:
             raise ImageReadError(f"{name}: no such file") from None
         except PermissionError:
@@ -129,7 +130,7 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> Non
         )
 
 
-def _decode(stream, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage:
+def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage:
     # Pillow's plugins fail in many ways on hostile data (OSError, SyntaxError, ValueError,
     # struct.error, EOFError, zlib.error, IndexError...): at this one boundary any exception
     # from the decoder means "this file is not a readable image".
@@ -138,51 +139,64 @@ def _decode(stream, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage
         saved_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
         try:
+            image = _open(io.BytesIO(data), name, max_pixels, ALLOWED_FORMATS)
             try:
-                image = Image.open(stream, formats=ALLOWED_FORMATS)
-            except Image.UnidentifiedImageError:
-                raise ImageReadError(
-                    f"{name}: not a supported image (expected {', '.join(ALLOWED_FORMATS)})"
-                ) from None
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise ImageReadError(
-                    f"{name}: too many pixels, over the limit of {max_pixels:,} "
-                    "(raise it with --max-pixels / max_pixels)"
-                ) from None
-            except ImageReadError:
-                raise
-            except Exception as error:  # noqa: BLE001 - decoder boundary, see above
-                raise ImageReadError(f"{name}: not a valid image ({_describe(error)})") from None
-            with image:
-                _check_pixel_count(image.size, max_pixels, name)
-                notes = []
-                n_frames = getattr(image, "n_frames", 1)
-                if n_frames > 1:
-                    notes.append(f"{name}: animated image with {n_frames} frames; using the first")
-                try:
-                    image.seek(0)
-                    image.load()
-                    pixels, normalise_notes = _normalise(image, name)
-                except ImageReadError:
-                    raise
-                except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                    raise ImageReadError(
-                        f"{name}: too many pixels, over the limit of {max_pixels:,}"
-                    ) from None
-                except Exception as error:  # noqa: BLE001 - decoder boundary, see above
-                    raise ImageReadError(
-                        f"{name}: corrupt or truncated image ({_describe(error)})"
-                    ) from None
-                return LoadedImage(
-                    pixels=pixels,
-                    source=name,
-                    path=path,
-                    n_bytes=n_bytes,
-                    format=image.format,
-                    warnings=tuple(notes + normalise_notes),
-                )
+                notes = _check_size(image, name, max_pixels)
+                if image.format == "PNG":
+                    # Pillow's load does not check IDAT's CRC: a flipped bit would decode into
+                    # wrong pixels. verify() checks every chunk; the image must then be reopened.
+                    _guarded(image.verify, name, max_pixels, "corrupt or truncated image")
+                    image.close()
+                    image = _open(io.BytesIO(data), name, max_pixels, ("PNG",))
+                _guarded(image.load, name, max_pixels, "corrupt or truncated image")
+                pixels, normalise_notes = _guarded(
+                    lambda: _normalise(image, name), name, max_pixels, "cannot convert image")
+                return LoadedImage(pixels=pixels, source=name, path=path, n_bytes=n_bytes,
+                                   format=image.format, warnings=tuple(notes + normalise_notes))
+            finally:
+                image.close()
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _open(stream, name: str, max_pixels: int, formats) -> Image.Image:
+    try:
+        return Image.open(stream, formats=formats)
+    except Image.UnidentifiedImageError:
+        raise ImageReadError(
+            f"{name}: not a supported image (expected {', '.join(ALLOWED_FORMATS)})"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - decoder boundary, see _decode
+        raise _read_error(error, name, max_pixels, "not a valid image") from None
+
+
+def _check_size(image: Image.Image, name: str, max_pixels: int) -> list[str]:
+    """Refuse too many pixels (every frame counts); note an animation's extra frames."""
+    _check_pixel_count(image.size, max_pixels, name)
+    n_frames = _guarded(lambda: getattr(image, "n_frames", 1), name, max_pixels, "corrupt image")
+    if n_frames <= 1:
+        return []
+    _check_pixel_count((image.size[0] * n_frames, image.size[1]), max_pixels, name)
+    _guarded(lambda: image.seek(0), name, max_pixels, "corrupt image")
+    return [f"{name}: animated image with {n_frames} frames; using the first"]
+
+
+def _guarded(action, name: str, max_pixels: int, what: str):
+    try:
+        return action()
+    except ImageReadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - decoder boundary, see _decode
+        raise _read_error(error, name, max_pixels, what) from None
+
+
+def _read_error(error: BaseException, name: str, max_pixels: int, what: str) -> ImageReadError:
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return ImageReadError(
+            f"{name}: too many pixels, over the limit of {max_pixels:,} "
+            f"(Pillow: {str(error).strip()}; raise the limit with --max-pixels / max_pixels)"
+        )
+    return ImageReadError(f"{name}: {what} ({_describe(error)})")
 
 
 def _describe(error: BaseException) -> str:
