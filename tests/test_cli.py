@@ -14,7 +14,7 @@ from PIL import Image
 
 from .conftest import encoded, files_in, flat_logo, save_image
 
-JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "bytes_in",
+JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "ciede2000", "blurred_psnr", "bytes_in",
              "bytes_out", "bpp", "seconds", "status", "error"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import time
 
+from .colorspace import validate_color_space
 from .errors import InvalidParameterError
 from .imageio import DEFAULT_MAX_PIXELS, read_image
 from .methods import METHODS
@@ -31,6 +32,12 @@ def validate_method(method) -> str:
             f"method must be one of {', '.join(METHODS)}; got {method!r}"
         )
     return method
+
+
+def validate_dither(dither) -> float:
+    if isinstance(dither, bool) or not isinstance(dither, numbers.Real) or not 0 <= dither <= 1:
+        raise InvalidParameterError(f"dither must be a number in [0, 1]; got {dither!r}")
+    return float(dither)
 
 
 def _validate_options(method: str, options: dict) -> dict:
@@ -63,6 +70,8 @@ def quantize(
     target_mse: float | None = None,
     target_ssim: float | None = None,
     min_colors: int = MIN_COLORS,
+    color_space: str = "rgb",
+    dither: float = 0.0,
     **method_options,
 ) -> QuantizedImage:
     """Reduce ``image`` to at most ``n_colors`` colours learned by ``method``.
@@ -83,6 +92,10 @@ def quantize(
         reaches PSNR >= target_psnr (dB), MSE <= target_mse, or SSIM >= target_ssim. The
         counts tried are in ``result.search``. Raises QualityTooLowError if none does.
     min_colors : int in [2, 256], lower bound of that search
+    color_space : "rgb", "lab" or "oklab"
+        Where clustering and remapping happen; the palette is stored in sRGB either way.
+    dither : float in [0, 1]
+        Strength of Floyd-Steinberg error diffusion onto the palette; 0 (default) is none.
     covariance_type : "full", "tied", "diag" or "spherical", only for ``method="gmm"``
 
     Returns
@@ -95,6 +108,8 @@ def quantize(
     n_colors = validate_n_colors(n_colors)
     method = validate_method(method)
     options = _validate_options(method, method_options)
+    color_space = validate_color_space(color_space)
+    dither = validate_dither(dither)
     if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral) or random_state < 0:
         raise InvalidParameterError(f"random_state must be a non-negative int; got {random_state!r}")
 
@@ -107,16 +122,16 @@ def quantize(
 
     loaded = read_image(image, max_pixels=max_pixels)
     started = time.perf_counter()
-    prepared = prepare(loaded.pixels)
+    prepared = prepare(loaded.pixels, color_space)
     trace = ()
     if target is None:
         quantization = fit(prepared, n_colors, method, random_state=random_state, **options)
     else:
         n_colors, quantization, trace = search_n_colors(
             prepared, loaded.pixels, method, target, min_colors=min_colors,
-            max_colors=n_colors, random_state=random_state, **options,
+            max_colors=n_colors, random_state=random_state, dither=dither, **options,
         )
-    labels = label_image(prepared, quantization)
+    labels = label_image(prepared, quantization, dither)
     seconds = time.perf_counter() - started
     return QuantizedImage(
         palette=quantization.palette,
@@ -126,6 +141,8 @@ def quantize(
         n_colors_requested=n_colors,
         random_state=int(random_state),
         seconds=seconds,
+        color_space=color_space,
+        dither=dither,
         source=loaded.source,
         source_path=loaded.path,
         bytes_in=loaded.n_bytes,

@@ -116,6 +116,11 @@ def _add_common(parser, *, colors_help: str) -> None:
                         help="refuse images with more pixels, judged from the header (default 100M)")
     parser.add_argument("--covariance", choices=("full", "tied", "diag", "spherical"),
                         default=None, help="GMM covariance type (default spherical, see README)")
+    parser.add_argument("--color-space", choices=("rgb", "lab", "oklab"), default="rgb",
+                        help="space to cluster and remap in; the palette is stored in sRGB (default rgb)")
+    parser.add_argument("--dither", type=_dither_level, nargs="?", const=1.0, default=0.0,
+                        metavar="LEVEL", help="Floyd-Steinberg error diffusion, LEVEL 0-1 "
+                        "(1 when the flag is given without a value)")
 
 
 def _float_arg(name: str):
@@ -126,6 +131,16 @@ def _float_arg(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be a number; got {text!r}") from None
 
     return parse
+
+
+def _dither_level(text: str) -> float:
+    try:
+        level = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dither must be a number in [0, 1]; got {text!r}") from None
+    if not 0 <= level <= 1:
+        raise argparse.ArgumentTypeError(f"--dither must be in [0, 1]; got {text}")
+    return level
 
 
 def _quality_range(text: str) -> tuple[float, float]:
@@ -224,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("-o", "--output", metavar="FIGURE.png",
                          help="figure file (default <stem>-compare-k<N>.png next to the input)")
     compare.add_argument("--force", action="store_true", help="replace an existing figure")
+    compare.add_argument("--zoom", action="store_true",
+                         help="add a zoomed crop of a smooth gradient area, where banding and "
+                              "dithering show")
 
     curve = commands.add_parser(
         "curve", help="plot quality against the number of colours (the elbow plot)",
@@ -312,6 +330,9 @@ def _compress(args) -> ExitStatus:
         max_pixels=args.max_pixels,
         skip_if_larger=args.skip_if_larger,
         overwrite=args.force,
+        color_space=args.color_space,
+        dither=args.dither,
+        perceptual_metrics=args.json,
         **targets,
     )
     if args.covariance and args.method != "gmm":
@@ -431,7 +452,8 @@ def _ssim(value: float | None) -> str:
 def _quantize_all_methods(image, args) -> dict:
     from .api import quantize
 
-    options = {"n_colors": args.colors, "random_state": args.seed, "max_pixels": args.max_pixels}
+    options = {"n_colors": args.colors, "random_state": args.seed, "max_pixels": args.max_pixels,
+               "color_space": args.color_space, "dither": args.dither}
     results = {}
     for method in METHOD_NAMES:
         extra = {"covariance_type": args.covariance} if method == "gmm" and args.covariance else {}
@@ -449,9 +471,11 @@ def _compare(args) -> ExitStatus:
     loaded = read_image(source, max_pixels=args.max_pixels)
     check_destination(output, overwrite=args.force, protect=(source,))
     results = _quantize_all_methods(loaded, args)
-    figure = comparison_figure(loaded.pixels, results, titles=METHOD_TITLES)
+    figures = {m: r.measure(r.encode(), perceptual=True) for m, r in results.items()}
+    figure = comparison_figure(loaded.pixels, results, figures=figures, titles=METHOD_TITLES,
+                               zoom=args.zoom)
     write_atomic(figure_png(figure), output, overwrite=args.force, protect=(source,))
-    print(_table(results, bytes_in=loaded.n_bytes))
+    print(_table(results, figures, bytes_in=loaded.n_bytes))
     print(f"figure: {output}")
     return ExitStatus.OK
 
@@ -473,14 +497,17 @@ def _demo(args) -> ExitStatus:
     original_png = encode_reference_png(photo)
     write_atomic(original_png, folder / "original.png", overwrite=True)
     args.seed, args.max_pixels, args.covariance = 0, 100_000_000, None
+    args.color_space, args.dither = "rgb", 0.0
     results = _quantize_all_methods(photo, args)
     for method, result in results.items():
         result.save(folder / f"compressed_{method}_K{args.colors}.png", overwrite=True)
-    figure = comparison_figure(photo, results, titles=METHOD_TITLES, original_bytes=len(original_png))
+    figures = {m: r.measure(r.encode(), perceptual=True) for m, r in results.items()}
+    figure = comparison_figure(photo, results, figures=figures, titles=METHOD_TITLES,
+                               original_bytes=len(original_png))
     write_atomic(figure_png(figure), folder / f"comparison_K{args.colors}.png", overwrite=True)
     print(f"scikit-image 'astronaut' photo, 512x512, {args.colors} colours; "
           f"original as 24-bit PNG: {_kib(len(original_png))}")
-    print(_table(results, bytes_in=len(original_png)))
+    print(_table(results, figures, bytes_in=len(original_png)))
     print(f"wrote {folder}/: original.png, "
           + ", ".join(f"compressed_{m}_K{args.colors}.png" for m in results)
           + f", comparison_K{args.colors}.png")
@@ -504,18 +531,18 @@ def _curve(args) -> ExitStatus:
     output = Path(args.output) if args.output else source.with_name(f"{source.stem}-curve.png")
     loaded = read_image(source, max_pixels=args.max_pixels)
     check_destination(output, overwrite=args.force, protect=(source,))
-    prepared = prepare(loaded.pixels)
+    prepared = prepare(loaded.pixels, args.color_space)
     methods = [args.method] if args.method else list(METHOD_NAMES)
     curves, chosen = {}, {}
     for method in methods:
         options = {"covariance_type": args.covariance} if method == "gmm" and args.covariance else {}
-        curves[method] = quality_curve(prepared, loaded.pixels, method, metric,
-                                       max_colors=max_colors, random_state=args.seed, **options)
+        curves[method] = quality_curve(prepared, loaded.pixels, method, metric, max_colors=max_colors,
+                                       random_state=args.seed, dither=args.dither, **options)
         if target is not None:
             try:
                 answer, _, trace = search_n_colors(
                     prepared, loaded.pixels, method, target, min_colors=args.min_colors,
-                    max_colors=max_colors, random_state=args.seed, **options)
+                    max_colors=max_colors, random_state=args.seed, dither=args.dither, **options)
                 chosen[method] = (answer, next(s.value for s in trace if s.n_colors == answer))
             except Exception as error:  # QualityTooLowError: mark nothing, say so
                 chosen[method] = None
@@ -531,18 +558,26 @@ def _curve(args) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _table(results: dict, *, bytes_in: int | None) -> str:
-    header = f"{'method':<11} {'colours':>7} {'PSNR dB':>8} {'SSIM':>7} {'size':>10} {'vs input':>9} {'seconds':>8}"
+def _table(results: dict, figures: dict, *, bytes_in: int | None) -> str:
+    header = (f"{'method':<11} {'colours':>7} {'PSNR dB':>8} {'SSIM':>7} {'dE2000':>7} "
+              f"{'blur dB':>8} {'size':>10} {'vs input':>9} {'seconds':>8}")
     lines = [header, "-" * len(header)]
     for method, result in results.items():
-        figures = result.metrics
-        ratio = f"{100.0 * figures.bytes / bytes_in:.1f}%" if bytes_in else "n/a"
-        psnr = "inf" if figures.psnr == float("inf") else f"{figures.psnr:.2f}"
+        measured = figures[method]
+        ratio = f"{100.0 * measured.bytes / bytes_in:.1f}%" if bytes_in else "n/a"
         lines.append(
-            f"{METHOD_TITLES[method]:<11} {figures.n_colors:>7} {psnr:>8} "
-            f"{_ssim(figures.ssim):>7} {_kib(figures.bytes):>10} {ratio:>9} {result.seconds:>8.3f}"
+            f"{METHOD_TITLES[method]:<11} {measured.n_colors:>7} {_number(measured.psnr, 2):>8} "
+            f"{_ssim(measured.ssim):>7} {_number(measured.ciede2000, 2):>7} "
+            f"{_number(measured.blurred_psnr, 2):>8} {_kib(measured.bytes):>10} {ratio:>9} "
+            f"{result.seconds:>8.3f}"
         )
     return "\n".join(lines)
+
+
+def _number(value: float | None, digits: int) -> str:
+    if value is None:
+        return "n/a"
+    return "inf" if value == float("inf") else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":  # pragma: no cover

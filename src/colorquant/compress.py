@@ -38,6 +38,10 @@ class CompressSettings:
     # With a target: accept the n_colors result when the target is missed but this PSNR is met
     # (the lower end of --quality MIN-MAX).
     fallback_psnr: float | None = None
+    color_space: str = "rgb"
+    dither: float = 0.0
+    # Also measure mean CIEDE2000 and blurred PSNR (costs about as much as the fit).
+    perceptual_metrics: bool = False
 
     @property
     def has_target(self) -> bool:
@@ -49,6 +53,8 @@ class CompressSettings:
             "method": self.method,
             "random_state": self.random_state,
             "max_pixels": self.max_pixels,
+            "color_space": self.color_space,
+            "dither": self.dither,
         }
         if self.covariance_type is not None:
             options["covariance_type"] = self.covariance_type
@@ -69,6 +75,8 @@ class CompressRecord:
     mse: float | None = None
     psnr: float | None = None
     ssim: float | None = None
+    ciede2000: float | None = None
+    blurred_psnr: float | None = None
     bytes_in: int | None = None
     bytes_out: int | None = None
     bpp: float | None = None
@@ -90,6 +98,8 @@ class CompressRecord:
             "mse": finite(self.mse),
             "psnr": finite(self.psnr),
             "ssim": finite(self.ssim),
+            "ciede2000": finite(self.ciede2000),
+            "blurred_psnr": finite(self.blurred_psnr),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "bpp": finite(self.bpp),
@@ -140,9 +150,10 @@ def compress_file(
         record.output = str(output_path)
         record.warnings.extend(result.warnings)
         encoded = result.encode(settings.format)
-        figures = result.measure(encoded, settings.format)
+        figures = result.measure(encoded, settings.format, perceptual=settings.perceptual_metrics)
         record.colors = figures.n_colors
         record.mse, record.psnr, record.ssim = figures.mse, figures.psnr, figures.ssim
+        record.ciede2000, record.blurred_psnr = figures.ciede2000, figures.blurred_psnr
         record.bytes_in, record.bytes_out, record.bpp = result.bytes_in, figures.bytes, figures.bpp
         if settings.skip_if_larger and result.bytes_in is not None and figures.bytes >= result.bytes_in:
             raise OutputNotSmallerError(

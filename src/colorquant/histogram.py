@@ -26,15 +26,18 @@ class ColorHistogram:
     counts : ndarray of shape (n_distinct,), int64
         How many pixels carry each colour.
     inverse : ndarray of shape (n_pixels,), intp
-        Index into ``colors`` of every pixel, in raster order.
-    pixels : ndarray of shape (n_pixels, n_channels), uint8
-        The pixels themselves (a view, not a copy), for methods that stream them.
+        Index into ``colors`` of every pixel, in raster order; ``features[inverse[i::n]]``
+        streams every n-th pixel without a copy of the image.
+    features : ndarray of shape (n_distinct, n_channels), float64
+        The colours in the space the methods cluster in (see ``colorspace``).
+    color_space : name of that space
     """
 
     colors: np.ndarray
     counts: np.ndarray
     inverse: np.ndarray
-    pixels: np.ndarray
+    features: np.ndarray
+    color_space: str = "rgb"
 
     @property
     def n_distinct(self) -> int:
@@ -62,20 +65,25 @@ def _unpack(codes: np.ndarray, n_channels: int) -> np.ndarray:
     return colors
 
 
-def color_histogram(pixels: np.ndarray) -> ColorHistogram:
-    """Distinct colours of ``pixels`` with their counts and each pixel's colour index.
+def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistogram:
+    """Distinct colours of ``pixels`` with their counts, each pixel's colour index, and the
+    colours as features in ``color_space``.
 
     pixels : ndarray of shape (n_pixels, 3 or 4), uint8
     """
+    from .colorspace import to_features
+
     if pixels.ndim != 2 or pixels.shape[1] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be (n, 1..4) uint8; got {pixels.shape} {pixels.dtype}")
     codes = _pack(pixels)
     unique_codes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    colors = _unpack(unique_codes, pixels.shape[1])
     return ColorHistogram(
-        colors=_unpack(unique_codes, pixels.shape[1]),
+        colors=colors,
         counts=counts.astype(np.int64, copy=False),
         inverse=inverse.reshape(-1),
-        pixels=pixels,
+        features=to_features(colors, color_space),
+        color_space=color_space,
     )
 
 

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Metrics", "mse", "psnr_from_mse", "ssim", "histogram_mse", "comparable"]
+__all__ = ["Metrics", "mse", "psnr_from_mse", "ssim", "histogram_mse", "comparable",
+           "mean_ciede2000", "blurred_psnr"]
 
 _DATA_RANGE = 255.0
 
@@ -28,6 +29,9 @@ class Metrics:
     bytes: int
     bpp: float
     seconds: float
+    # Perceptual figures, computed on request (measure(..., perceptual=True)):
+    ciede2000: float | None = None     # mean CIEDE2000 colour difference
+    blurred_psnr: float | None = None  # PSNR after a Gaussian blur (sigma 1 px) of both
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +75,24 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float | None:
             reference, test, channel_axis=-1, data_range=_DATA_RANGE, win_size=window
         )
     )
+
+
+def mean_ciede2000(reference: np.ndarray, test: np.ndarray) -> float:
+    """Mean CIEDE2000 difference (scikit-image) of the RGB channels, over all pixels."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return float(np.mean(deltaE_ciede2000(rgb2lab(reference[..., :3]), rgb2lab(test[..., :3]))))
+
+
+def blurred_psnr(reference: np.ndarray, test: np.ndarray, sigma: float = 1.0) -> float:
+    """PSNR after a Gaussian blur of ``sigma`` pixels on both images: a stand-in for viewing
+    from a distance, where error diffusion (dithering) averages out and banding does not."""
+    from scipy.ndimage import gaussian_filter
+
+    sigmas = (sigma, sigma, 0)
+    blurred_reference = gaussian_filter(reference.astype(np.float64), sigmas)
+    blurred_test = gaussian_filter(test.astype(np.float64), sigmas)
+    return psnr_from_mse(float(np.mean((blurred_reference - blurred_test) ** 2)))
 
 
 def histogram_mse(

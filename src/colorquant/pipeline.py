@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colorspace import to_features, to_srgb8
 from .histogram import ColorHistogram, color_histogram
 from .methods import load_method
 from .metrics import histogram_mse
@@ -37,6 +38,7 @@ class PreparedImage:
     visible: np.ndarray | None
     shape: tuple[int, int]
     n_channels: int
+    pixels: np.ndarray  # the (H, W, C) input itself, for dithering
 
     @property
     def has_transparent(self) -> bool:
@@ -62,8 +64,9 @@ class Quantization:
     mse: float
 
 
-def prepare(pixels: np.ndarray) -> PreparedImage:
-    """Split ``pixels`` ((H, W, 3|4) uint8) into what the methods fit on."""
+def prepare(pixels: np.ndarray, color_space: str = "rgb") -> PreparedImage:
+    """Split ``pixels`` ((H, W, 3|4) uint8) into what the methods fit on, as features in
+    ``color_space``."""
     height, width, n_channels = pixels.shape
     flat = pixels.reshape(-1, n_channels)
     visible = None
@@ -76,10 +79,11 @@ def prepare(pixels: np.ndarray) -> PreparedImage:
         if len(flat) and flat[:, 3].min() == 255:
             flat = np.ascontiguousarray(flat[:, :3])
     return PreparedImage(
-        histogram=color_histogram(np.ascontiguousarray(flat)),
+        histogram=color_histogram(np.ascontiguousarray(flat), color_space),
         visible=visible,
         shape=(height, width),
         n_channels=n_channels,
+        pixels=pixels,
     )
 
 
@@ -117,10 +121,11 @@ def _tidy(histogram: ColorHistogram, centres: np.ndarray, color_labels: np.ndarr
     order the palette by opacity then luminance (stable, readable swatches)."""
     used_rows = np.all(np.isfinite(centres), axis=1)
     rounded = np.zeros(centres.shape, dtype=np.uint8)
-    rounded[used_rows] = np.clip(np.rint(centres[used_rows]), 0, 255).astype(np.uint8)
+    rounded[used_rows] = to_srgb8(centres[used_rows], histogram.color_space)
     if color_labels is None:
-        color_labels = nearest_palette_index(histogram.colors, rounded[used_rows])
         rounded = rounded[used_rows]
+        color_labels = nearest_palette_index(
+            histogram.features, to_features(rounded, histogram.color_space))
     used = np.bincount(color_labels, minlength=len(rounded)) > 0
     entries, new_index = np.unique(rounded[used], axis=0, return_inverse=True)
     old_to_new = np.zeros(len(rounded), dtype=np.intp)
@@ -144,8 +149,16 @@ def _full_palette(prepared: PreparedImage, palette: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(palette, dtype=np.uint8)
 
 
-def label_image(prepared: PreparedImage, quantization: Quantization) -> np.ndarray:
-    """(H, W) uint8 palette index of every pixel."""
+def label_image(prepared: PreparedImage, quantization: Quantization, dither: float = 0.0) -> np.ndarray:
+    """(H, W) uint8 palette index of every pixel; with ``dither`` > 0, Floyd-Steinberg error
+    diffusion of that strength instead of each colour's own entry."""
+    if dither > 0 and len(quantization.palette) > 1:
+        from .dither import floyd_steinberg
+
+        fixed = None
+        if prepared.visible is not None:
+            fixed = ~prepared.visible.reshape(prepared.shape)
+        return floyd_steinberg(prepared.pixels, quantization.palette, dither, fixed)
     pixel_labels = quantization.color_labels[prepared.histogram.inverse]
     if prepared.visible is not None:
         full = np.zeros(prepared.n_pixels, dtype=np.uint8)  # index 0 is the transparent entry

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["comparison_figure", "curve_figure", "figure_png"]
+__all__ = ["comparison_figure", "curve_figure", "figure_png", "smooth_gradient_crop"]
 
 
 def _pyplot():
@@ -40,40 +40,92 @@ def _swatches(ax, palette: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def comparison_figure(original: np.ndarray, results: dict, *, titles: dict | None = None,
-                      original_bytes: int | None = None):
-    """Original | one panel per result, each titled with PSNR, SSIM and size, palettes below.
+def smooth_gradient_crop(pixels: np.ndarray, size: int = 64) -> tuple[slice, slice]:
+    """The ``size`` x ``size`` window that looks most like a smooth gradient: a wide span of
+    tones with little texture (small second differences, which vanish on a linear ramp) and
+    no edges (no single big step). That is where a small palette bands and dithering helps."""
+    height, width = pixels.shape[:2]
+    size = max(1, min(size, height, width))
+    grey = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    step = max(1, size // 2)
+    best_score, best = -1.0, (0, 0)
+    for top in range(0, height - size + 1, step):
+        for left in range(0, width - size + 1, step):
+            block = grey[top : top + size, left : left + size]
+            span = float(block.max() - block.min())
+            texture = edges = 0.0
+            if size >= 3:
+                texture = float(np.abs(np.diff(block, 2, axis=0)).mean()
+                                + np.abs(np.diff(block, 2, axis=1)).mean())
+                # an edge is one big step; a gradient is many small ones
+                edges = float(np.percentile(np.abs(np.diff(block, axis=0)), 99)
+                              + np.percentile(np.abs(np.diff(block, axis=1)), 99))
+            score = span / (1.0 + 4.0 * texture + edges)
+            if score > best_score:
+                best_score, best = score, (top, left)
+    top, left = best
+    return slice(top, top + size), slice(left, left + size)
+
+
+def comparison_figure(original: np.ndarray, results: dict, *, figures: dict | None = None,
+                      titles: dict | None = None, original_bytes: int | None = None,
+                      zoom: bool = False):
+    """Original | one panel per result, each titled with PSNR, SSIM and size, palettes below;
+    with ``zoom``, a row of enlarged crops of the smoothest gradient area.
 
     original : (H, W, 3|4) uint8
     results : {method name: QuantizedImage}
+    figures : {method name: Metrics} to show (default: each result's ``metrics``); perceptual
+        figures (CIEDE2000, blurred PSNR) are shown when present
     """
     plt = _pyplot()
     titles = titles or {}
+    figures = figures or {name: result.metrics for name, result in results.items()}
     n_panels = 1 + len(results)
     height, width = original.shape[:2]
     panel_width = 4.0
     image_height = panel_width * height / width
     swatch_height = 0.35 * panel_width / 4.0
-    figure = plt.figure(figsize=(panel_width * n_panels, image_height + swatch_height + 0.9))
-    grid = figure.add_gridspec(2, n_panels, height_ratios=[image_height, swatch_height],
-                               hspace=0.04, wspace=0.05)
+    rows, ratios = 2, [image_height, swatch_height]
+    if zoom:
+        rows, ratios = 3, [image_height, panel_width * 0.75, swatch_height]
+    figure = plt.figure(figsize=(panel_width * n_panels, sum(ratios) + 1.1 * (rows - 1)))
+    grid = figure.add_gridspec(rows, n_panels, height_ratios=ratios, hspace=0.2 if zoom else 0.04,
+                               wspace=0.05)
+    crop = smooth_gradient_crop(original) if zoom else None
     ax = figure.add_subplot(grid[0, 0])
     _show(ax, original)
     size = f"\n{original_bytes / 1024:.0f} KiB as 24-bit PNG" if original_bytes else ""
     ax.set_title(f"Original{size}", fontsize=10)
+    if zoom:
+        ax.add_patch(_crop_outline(crop))
+        zoomed = figure.add_subplot(grid[1, 0])
+        _show(zoomed, original[crop])
+        zoomed.set_title("zoom: smoothest gradient", fontsize=9)
     for column, (name, result) in enumerate(results.items(), start=1):
-        figures = result.metrics
+        measured = figures[name]
         ax = figure.add_subplot(grid[0, column])
-        _show(ax, result.to_array())
-        psnr = "inf" if math.isinf(figures.psnr) else f"{figures.psnr:.2f} dB"
-        ssim = "n/a" if figures.ssim is None else f"{figures.ssim:.3f}"
-        ax.set_title(
-            f"{titles.get(name, name)} ({figures.n_colors} colours)\n"
-            f"PSNR {psnr} · SSIM {ssim} · {figures.bytes / 1024:.0f} KiB",
-            fontsize=10,
-        )
-        _swatches(figure.add_subplot(grid[1, column]), result.palette)
+        quantized = result.to_array()
+        _show(ax, quantized)
+        psnr = "inf" if math.isinf(measured.psnr) else f"{measured.psnr:.2f} dB"
+        ssim = "n/a" if measured.ssim is None else f"{measured.ssim:.3f}"
+        title = (f"{titles.get(name, name)} ({measured.n_colors} colours)\n"
+                 f"PSNR {psnr} · SSIM {ssim} · {measured.bytes / 1024:.0f} KiB")
+        if measured.ciede2000 is not None:
+            title += f"\nΔE00 {measured.ciede2000:.2f} · blurred PSNR {measured.blurred_psnr:.2f} dB"
+        ax.set_title(title, fontsize=10)
+        if zoom:
+            _show(figure.add_subplot(grid[1, column]), quantized[crop])
+        _swatches(figure.add_subplot(grid[rows - 1, column]), result.palette)
     return figure
+
+
+def _crop_outline(crop):
+    from matplotlib.patches import Rectangle
+
+    rows, columns = crop
+    return Rectangle((columns.start - 0.5, rows.start - 0.5), columns.stop - columns.start,
+                     rows.stop - rows.start, fill=False, edgecolor="yellow", linewidth=1.5)
 
 
 def curve_figure(curves: dict, *, metric: str, target=None, chosen: dict | None = None,

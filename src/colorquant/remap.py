@@ -1,9 +1,10 @@
 """Map colours to the index of their nearest palette entry (squared Euclidean distance).
 
 The distances are computed as ``|c|^2 - 2 c.p + |p|^2`` with one matrix product per chunk.
-Colours and palette entries are integers in 0..255, so every term and every partial sum is
-an integer below 2**24 and float32 represents them exactly: the nearest entry found is the
-exactly nearest one (ties go to the lower index), at BLAS speed and bounded memory.
+For sRGB, colours and palette entries are integers in 0..255, so every term and every
+partial sum is an integer below 2**24 and float32 represents them exactly: the nearest entry
+found is the exactly nearest one (ties go to the lower index), at BLAS speed and bounded
+memory. Float features (CIELAB, Oklab) get float32 precision.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ _CHUNK_ROWS = 16384
 def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Index of the nearest palette entry for each colour.
 
-    colors : ndarray of shape (n, c), uint8
-    palette : ndarray of shape (k, c), uint8, k <= 256
+    colors : ndarray of shape (n, c), uint8 sRGB or float features
+    palette : ndarray of shape (k, c), same kind, k <= 256
     Returns ndarray of shape (n,), uint8.
     """
     if len(palette) > 256:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import Metrics, comparable, mse, psnr_from_mse, ssim
+from .metrics import Metrics, blurred_psnr, comparable, mean_ciede2000, mse, psnr_from_mse, ssim
 
 __all__ = ["QuantizedImage", "SearchStep"]
 
@@ -37,7 +37,7 @@ class QuantizedImage:
         Palette index of every pixel.
     original : ndarray of shape (H, W, 3|4), uint8
         The normalised input the figures are measured against.
-    method, n_colors_requested, random_state : the settings that produced it
+    method, n_colors_requested, random_state, color_space, dither : the settings used
     seconds : time spent fitting and remapping
     source : where the input came from; ``source_path`` and ``bytes_in`` if it was a file
     search : the colour counts tried when a quality target chose the count
@@ -51,6 +51,8 @@ class QuantizedImage:
     n_colors_requested: int
     random_state: int
     seconds: float
+    color_space: str = "rgb"
+    dither: float = 0.0
     source: str = "<array>"
     source_path: Path | None = None
     bytes_in: int | None = None
@@ -108,8 +110,9 @@ class QuantizedImage:
         """MSE, PSNR and SSIM against the input, and the size of the PNG encoding."""
         return self.measure(self._png_bytes, "png")
 
-    def measure(self, encoded: bytes, format: str = "png") -> Metrics:  # noqa: A002
-        """Figures of an encoding of this result, measured on what that file decodes to."""
+    def measure(self, encoded: bytes, format: str = "png", *, perceptual: bool = False) -> Metrics:  # noqa: A002
+        """Figures of an encoding of this result, measured on what that file decodes to;
+        with ``perceptual``, also mean CIEDE2000 and blurred PSNR."""
         reference = comparable(self.original)
         if format in _EXACT_FORMATS:
             output = self.to_array()
@@ -120,6 +123,10 @@ class QuantizedImage:
         output = comparable(output)
         error = mse(reference, output)
         height, width = self.labels.shape
+        extra = {}
+        if perceptual:
+            extra = {"ciede2000": mean_ciede2000(reference, output),
+                     "blurred_psnr": blurred_psnr(reference, output)}
         return Metrics(
             mse=error,
             psnr=psnr_from_mse(error),
@@ -128,6 +135,7 @@ class QuantizedImage:
             bytes=len(encoded),
             bpp=8.0 * len(encoded) / (height * width),
             seconds=self.seconds,
+            **extra,
         )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidParameterError, QualityTooLowError
-from .metrics import comparable, psnr_from_mse, ssim
+from .metrics import comparable, mse, psnr_from_mse, ssim
 from .pipeline import PreparedImage, Quantization, fit, label_image
 from .result import SearchStep
 
@@ -89,8 +89,8 @@ def quality_to_psnr(quality: float) -> float:
 class _Evaluator:
     """Fits and measures each colour count once, keeping the trace."""
 
-    def __init__(self, prepared, original, method, target, random_state, options):
-        self.prepared, self.original = prepared, original
+    def __init__(self, prepared, original, method, target, random_state, options, dither=0.0):
+        self.prepared, self.original, self.dither = prepared, original, dither
         self.method, self.target = method, target
         self.random_state, self.options = random_state, options
         self.fits: dict[int, Quantization] = {}
@@ -110,12 +110,17 @@ class _Evaluator:
         return self.target.met_by(self.value(n_colors))
 
     def _measure(self, quantization: Quantization) -> float:
+        if self.target.metric in ("mse", "psnr") and not self.dither:
+            # exact from the histogram: every pixel of a colour takes the same entry
+            error = quantization.mse
+            return error if self.target.metric == "mse" else psnr_from_mse(error)
+        output = comparable(quantization.palette[label_image(self.prepared, quantization, self.dither)])
+        reference = comparable(self.original)
         if self.target.metric == "mse":
-            return quantization.mse
+            return mse(reference, output)
         if self.target.metric == "psnr":
-            return psnr_from_mse(quantization.mse)
-        output = quantization.palette[label_image(self.prepared, quantization)]
-        measured = ssim(comparable(self.original), comparable(output))
+            return psnr_from_mse(mse(reference, output))
+        measured = ssim(reference, output)
         return 1.0 if measured is None else measured  # tiny images: no SSIM window fits
 
     def trace(self) -> tuple[SearchStep, ...]:
@@ -141,6 +146,7 @@ def search_n_colors(
     min_colors: int = 2,
     max_colors: int = 256,
     random_state: int = 0,
+    dither: float = 0.0,
     **options,
 ) -> tuple[int, Quantization, tuple[SearchStep, ...]]:
     """The smallest count in ``[min_colors, max_colors]`` whose quantization meets ``target``.
@@ -148,7 +154,7 @@ def search_n_colors(
     Returns the count, its quantization and the trace of counts tried. Raises
     :class:`QualityTooLowError` (with the best value reached) when even ``max_colors`` misses.
     """
-    evaluator = _Evaluator(prepared, original, method, target, random_state, options)
+    evaluator = _Evaluator(prepared, original, method, target, random_state, options, dither)
     # At or above the number of distinct colours the result is lossless: nothing to search.
     ceiling = max(min_colors, min(max_colors, prepared.n_distinct))
 
@@ -226,13 +232,14 @@ def _interpolate(evaluator: _Evaluator, target: QualityTarget, failing: int,
 
 def quality_curve(
     prepared: PreparedImage, original: np.ndarray, method: str, metric: str = "psnr", *,
-    max_colors: int = 256, random_state: int = 0, **options,
+    max_colors: int = 256, random_state: int = 0, dither: float = 0.0, **options,
 ) -> list[tuple[int, float]]:
     """``(colour count, metric value)`` for the counts of ``CURVE_COUNTS`` up to ``max_colors``,
     each fitted as a fixed-count run would be."""
     if metric not in TARGET_METRICS:
         raise InvalidParameterError(f"metric must be one of {', '.join(TARGET_METRICS)}; got {metric!r}")
     # The target value is irrelevant here; it only tells the evaluator what to measure.
-    evaluator = _Evaluator(prepared, original, method, QualityTarget(metric, 0.0), random_state, options)
+    evaluator = _Evaluator(prepared, original, method, QualityTarget(metric, 0.0), random_state,
+                           options, dither)
     counts = sorted({min(k, max_colors) for k in CURVE_COUNTS})
     return [(k, evaluator.value(k)) for k in counts]

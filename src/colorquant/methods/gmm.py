@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ..colorspace import lightness_range
 from ..histogram import ColorHistogram
 from ..remap import palette_means
 from . import PaletteFit
@@ -21,7 +22,7 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # Chosen from benchmarks/gmm_covariance.py on CQ100 at 16 colours (see README).
 DEFAULT_COVARIANCE_TYPE = "spherical"
 MAX_FIT_SAMPLES = 20000
-# Variance added to every covariance, in (0..255 intensity levels)^2.
+# Variance added to every covariance, in (0..255 intensity levels)^2 (scaled for other spaces).
 REG_COVAR = 1.0
 # Rows per predict call, to bound the (rows x components) responsibility matrices.
 _PREDICT_CHUNK = 65536
@@ -38,7 +39,7 @@ def fit_palette(
     from sklearn.mixture import GaussianMixture
 
     rng = np.random.default_rng(random_state)
-    colors = histogram.colors.astype(np.float64)
+    colors = histogram.features
     n_pixels = int(histogram.counts.sum())
     if n_pixels > MAX_FIT_SAMPLES:
         # Uniformly drawn pixels: each colour with probability proportional to its count.
@@ -50,7 +51,7 @@ def fit_palette(
     model = GaussianMixture(
         n_components=n_colors,
         covariance_type=covariance_type,
-        reg_covar=REG_COVAR,
+        reg_covar=REG_COVAR * (lightness_range(histogram.color_space) / 255.0) ** 2,
         random_state=random_state,
         max_iter=100,
     )

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ..colorspace import to_features, to_srgb8
 from ..histogram import ColorHistogram, weighted_sample
 from ..remap import nearest_palette_index, palette_means
 from . import PaletteFit
@@ -35,14 +36,14 @@ def fit_palette(
     from sklearn.cluster import KMeans
 
     rng = np.random.default_rng(random_state)
-    colors, weights = histogram.colors, histogram.counts.astype(np.float64)
+    features, weights = histogram.features, histogram.counts.astype(np.float64)
     sampled = histogram.n_distinct > MAX_FIT_COLORS
     if sampled:
         n_draws = min(MAX_SAMPLE_DRAWS, max(MIN_SAMPLE_DRAWS, SAMPLE_DRAWS_PER_COLOR * n_colors))
         indices, fit_weights = weighted_sample(histogram, n_draws, rng)
-        fit_colors = colors[indices]
+        fit_colors = features[indices]
     else:
-        fit_colors, fit_weights = colors, weights
+        fit_colors, fit_weights = features, weights
     n_clusters = min(n_colors, len(fit_colors))
 
     model = KMeans(n_clusters=n_clusters, init="k-means++", n_init=1, random_state=random_state)
@@ -53,21 +54,21 @@ def fit_palette(
     centres = model.cluster_centers_.astype(np.float64)
 
     if sampled:
-        centres = lloyd_refine(colors, weights, centres, REFINE_STEPS)
+        centres = lloyd_refine(features, weights, centres, REFINE_STEPS, histogram.color_space)
     return PaletteFit(palette=centres)
 
 
 def lloyd_refine(
-    colors: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int
+    features: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int, color_space: str
 ) -> np.ndarray:
     """Lloyd iterations on the full weighted histogram, assigning on rounded centres.
 
-    Assigning on the rounded (uint8) centres is what the final remap will do, so each step
-    lowers the error of the palette that is actually written.
+    Assigning on the centres rounded to 8-bit sRGB is what the final remap will do, so each
+    step lowers the error of the palette that is actually written.
     """
     for _ in range(steps):
-        rounded = np.clip(np.rint(centres), 0, 255).astype(np.uint8)
-        labels = nearest_palette_index(colors, rounded)
-        means, totals = palette_means(colors, weights, labels, len(centres))
+        rounded = to_features(to_srgb8(centres, color_space), color_space)
+        labels = nearest_palette_index(features, rounded)
+        means, totals = palette_means(features, weights, labels, len(centres))
         centres = np.where(totals[:, None] > 0, means, centres)
     return centres

@@ -25,8 +25,9 @@ def fit_palette(
     """Mini-Batch K-Means centres learned from strided pixel chunks."""
     from sklearn.cluster import MiniBatchKMeans
 
-    pixels = histogram.pixels
-    n_chunks = max(1, len(pixels) // CHUNK_PIXELS)
+    # Pixel i's features are features[inverse[i]]: strided chunks of the image, no copy of it.
+    pixel_colors, features = histogram.inverse, histogram.features
+    n_chunks = max(1, len(pixel_colors) // CHUNK_PIXELS)
     rng = np.random.default_rng(random_state)
     chunk_order = rng.permutation(n_chunks)[:MAX_CHUNKS]
 
@@ -37,5 +38,5 @@ def fit_palette(
         # Chunks of a flat image hold few distinct colours; coinciding centres are deduped later.
         warnings.simplefilter("ignore")
         for chunk_index in chunk_order:
-            model.partial_fit(pixels[chunk_index::n_chunks].astype(np.float32))
+            model.partial_fit(features[pixel_colors[chunk_index::n_chunks]].astype(np.float32))
     return PaletteFit(palette=model.cluster_centers_.astype(np.float64))
