@@ -49,3 +49,17 @@ def test_core_benchmark_smoke(tmp_path):
     assert summary["images"] == 2
     assert summary["flat_image_gmm_failures"] == []
     assert "| colorquant kmeans |" in (tmp_path / "results" / "core-smoke.md").read_text()
+
+
+@pytest.mark.parametrize("script, name", [("autok.py", "autok-smoke"), ("perceptual.py", "perceptual-smoke")])
+def test_benchmark_smoke(tmp_path, script, name):
+    images = _cq100_or_synthetic(tmp_path)
+    process = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--images", str(images),
+         "--out", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    summary = json.loads((tmp_path / "results" / f"{name}.json").read_text())["summary"]
+    assert summary["images"] >= 2
+    assert "|" in (tmp_path / "results" / f"{name}.md").read_text()
