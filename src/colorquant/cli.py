@@ -7,6 +7,7 @@ Exit statuses (also in README):
     2   usage error (bad option values are rejected before any file is touched)
     3   at least one input could not be read (the others are still done)
     4   an output could not be written
+    75  batch: another batch is writing to the same output folder
     98  skipped by --skip-if-larger: the output would not be smaller than the input
     99  a quality target could not be met within the allowed colour counts
 When inputs end differently, the most serious status wins: 4, then 3, then 99, then 98.
@@ -34,6 +35,7 @@ class ExitStatus(IntEnum):
     USAGE = 2
     READ_ERROR = 3
     WRITE_ERROR = 4
+    BUSY = 75  # another batch holds the output folder (EX_TEMPFAIL)
     SKIPPED_LARGER = 98
     QUALITY_TOO_LOW = 99
 
@@ -52,6 +54,7 @@ _SEVERITY = (
 def exit_status_for(error: BaseException | None) -> ExitStatus:
     """The one place where an error becomes an exit status."""
     from .errors import (
+        BatchLockedError,
         ImageReadError,
         ImageWriteError,
         InvalidParameterError,
@@ -69,6 +72,7 @@ def exit_status_for(error: BaseException | None) -> ExitStatus:
         (ImageWriteError, ExitStatus.WRITE_ERROR),
         (OutputNotSmallerError, ExitStatus.SKIPPED_LARGER),
         (QualityTooLowError, ExitStatus.QUALITY_TOO_LOW),
+        (BatchLockedError, ExitStatus.BUSY),
     ):
         if isinstance(error, error_type):
             return status
@@ -156,6 +160,43 @@ def _quality_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _add_compress_options(parser) -> None:
+    """Options that decide each output: shared by compress and batch."""
+    _add_common(parser, colors_help="number of colours, 2-256 (default 16)")
+    parser.add_argument("-m", "--method", choices=METHOD_NAMES, default="kmeans")
+    parser.add_argument("--format", choices=FORMAT_NAMES, default="png",
+                        help="output format (default png: a palette PNG)")
+    parser.add_argument("--skip-if-larger", action="store_true",
+                        help="write nothing when the output is not smaller (exit 98)")
+    _add_targets(parser)
+
+
+def _settings_from_args(args, *, perceptual_metrics: bool = False, overwrite: bool = False):
+    """CompressSettings from the command line, validated before any file is touched."""
+    from .compress import CompressSettings
+
+    targets = _target_settings(args)
+    if targets and args.format == "jpeg":
+        raise _UsageError("quality targets need a lossless output format (png, webp or gif), "
+                          "not jpeg, whose own loss would decide the figure")
+    if args.covariance and args.method != "gmm":
+        raise _UsageError("--covariance applies to --method gmm only")
+    return CompressSettings(
+        n_colors=targets.pop("n_colors", args.colors),
+        method=args.method,
+        random_state=args.seed,
+        format=args.format,
+        covariance_type=args.covariance,
+        max_pixels=args.max_pixels,
+        skip_if_larger=args.skip_if_larger,
+        overwrite=overwrite,
+        color_space=args.color_space,
+        dither=args.dither,
+        perceptual_metrics=perceptual_metrics,
+        **targets,
+    )
+
+
 def _add_targets(parser) -> None:
     group = parser.add_argument_group(
         "quality target", "choose the fewest colours that reach a target; --colors is then "
@@ -216,21 +257,37 @@ def build_parser() -> argparse.ArgumentParser:
     compress = commands.add_parser("compress", help="quantize images and write palette files",
                                    description="Quantize images and write palette files.")
     compress.add_argument("inputs", nargs="+", metavar="INPUT")
-    _add_common(compress, colors_help="number of colours, 2-256 (default 16)")
-    compress.add_argument("-m", "--method", choices=METHOD_NAMES, default="kmeans")
     where = compress.add_mutually_exclusive_group()
     where.add_argument("-o", "--output-dir", metavar="DIR", help="write outputs into DIR")
     where.add_argument("--output", metavar="FILE", help="output file (one input only)")
-    compress.add_argument("--format", choices=FORMAT_NAMES, default="png",
-                          help="output format (default png: a palette PNG)")
     compress.add_argument("--force", action="store_true", help="replace existing outputs")
-    compress.add_argument("--skip-if-larger", action="store_true",
-                          help="write nothing when the output is not smaller (exit 98)")
     compress.add_argument("--json", action="store_true", help="one JSON record per input on stdout")
     compress.add_argument("--jobs", type=_int_in(1, None, "--jobs"), default=None, metavar="N",
                           help="parallel processes (default: one per core, at most one per input)")
     compress.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    _add_targets(compress)
+    _add_compress_options(compress)
+
+    batch = commands.add_parser(
+        "batch", help="compress a folder, resumably (SQLite manifest), locally or on Dask",
+        description="Compress every image in INPUT_DIR into OUTPUT_DIR, mirroring the tree. "
+                    "Run it again to do only what is not done; 'batch --status OUTPUT_DIR' "
+                    "summarises the manifest.")
+    batch.add_argument("folder", metavar="INPUT_DIR",
+                       help="folder of images (with --status: the output folder)")
+    batch.add_argument("-o", "--output-dir", metavar="OUTPUT_DIR", help="where outputs go")
+    batch.add_argument("--recursive", action="store_true", help="include subfolders")
+    batch.add_argument("--jobs", type=_int_in(1, None, "--jobs"), default=None, metavar="N",
+                       help="parallel processes or Dask workers (default: one per core)")
+    batch.add_argument("--scheduler", metavar="ADDRESS|local",
+                       help="run on a Dask cluster: tcp://HOST:8786, or 'local' for a LocalCluster")
+    batch.add_argument("--manifest", metavar="FILE",
+                       help="manifest database (default OUTPUT_DIR/colorquant.sqlite)")
+    batch.add_argument("--retry-failed", action="store_true", help="try failed inputs again")
+    batch.add_argument("--status", action="store_true", help="summarise the manifest of INPUT_DIR "
+                       "(an output folder) and exit")
+    batch.add_argument("--csv", metavar="FILE", help="with --status: export every row as CSV")
+    batch.add_argument("-q", "--quiet", action="store_true", help="print errors and the summary only")
+    _add_compress_options(batch)
 
     compare = commands.add_parser("compare", help="figure comparing the three methods on one image",
                                   description="Run every method on one image and write one figure.")
@@ -279,7 +336,7 @@ def main(argv=None) -> int:
         else:
             args.colors_given = True
         handler = {"compress": _compress, "compare": _compare, "demo": _demo,
-                   "curve": _curve}[args.command]
+                   "curve": _curve, "batch": _batch}[args.command]
         return int(handler(args))
     except _UsageError as error:
         _error(str(error))
@@ -313,30 +370,9 @@ def _warn(message: str) -> None:
 
 
 def _compress(args) -> ExitStatus:
-    from .compress import CompressSettings
-
     if args.output and len(args.inputs) > 1:
         raise _UsageError("--output takes one input; use --output-dir for several")
-    targets = _target_settings(args)
-    if targets and args.format == "jpeg":
-        raise _UsageError("quality targets need a lossless output format (png, webp or gif), "
-                          "not jpeg, whose own loss would decide the figure")
-    settings = CompressSettings(
-        n_colors=targets.pop("n_colors", args.colors),
-        method=args.method,
-        random_state=args.seed,
-        format=args.format,
-        covariance_type=args.covariance,
-        max_pixels=args.max_pixels,
-        skip_if_larger=args.skip_if_larger,
-        overwrite=args.force,
-        color_space=args.color_space,
-        dither=args.dither,
-        perceptual_metrics=args.json,
-        **targets,
-    )
-    if args.covariance and args.method != "gmm":
-        raise _UsageError("--covariance applies to --method gmm only")
+    settings = _settings_from_args(args, perceptual_metrics=args.json, overwrite=args.force)
     if args.format == "jpeg" and not args.quiet:
         _warn("JPEG re-expands the palette to millions of colours and usually makes the file "
               "larger than a palette PNG")
@@ -378,32 +414,13 @@ def _run_compress(inputs, settings, args, output_dir):
             yield _guarded(compress_file, path, settings, output_path, output_dir)
         return
 
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from .compress import worker_pool
 
-    from .methods import METHODS
-
-    # Workers fork from a fresh server process that imported the method (scikit-learn) once:
-    # cheap starts, and unlike a plain fork it is safe after this process has run OpenMP
-    # code (GNU OpenMP's thread pool does not survive fork and spins forever).
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["colorquant.compress", METHODS[settings.method]])
-    else:
-        context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                             initializer=_single_threaded) as pool:
+    with worker_pool(jobs, settings.method) as pool:
         futures = [pool.submit(_guarded, compress_file, path, settings, output_path, output_dir)
                    for path in inputs]
         for future in futures:
             yield future.result()
-
-
-def _single_threaded() -> None:
-    # One process per core: BLAS/OpenMP threads inside each would only fight over the cores.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
 
 
 def _guarded(compress_file, path, settings, output_path, output_dir):
@@ -444,6 +461,119 @@ def _db(psnr: float | None) -> str:
 
 def _ssim(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def _batch(args) -> ExitStatus:
+    if args.status:
+        return _batch_status(args)
+    if args.csv:
+        raise _UsageError("--csv goes with --status")
+    if not args.output_dir:
+        raise _UsageError("batch needs -o/--output-dir OUTPUT_DIR")
+    settings = _settings_from_args(args)
+    from .batch import run_batch
+
+    progress = _BatchProgress(quiet=args.quiet)
+    summary = run_batch(args.folder, args.output_dir, settings, recursive=args.recursive,
+                        jobs=args.jobs, scheduler=args.scheduler, manifest_path=args.manifest,
+                        retry_failed=args.retry_failed, on_event=progress)
+    progress.close()
+    print(_batch_summary_table(summary), file=sys.stderr if args.quiet else sys.stdout)
+    kinds = summary.error_kinds - {"OutputNotSmallerError", "QualityTooLowError"}
+    if "ImageWriteError" in kinds:
+        return ExitStatus.WRITE_ERROR
+    return ExitStatus.READ_ERROR if kinds or summary.counts["failed"] else ExitStatus.OK
+
+
+class _BatchProgress:
+    """A live bar on a terminal (tqdm), plain lines otherwise; failures always on stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.done, self.total = quiet, None, 0, 0
+        self.saved, self.started = 0, None
+
+    def __call__(self, kind, payload):
+        import time
+
+        if kind == "planned":
+            self.total, self.started = payload["todo"], time.perf_counter()
+            if not self.quiet:
+                print(f"{payload['total']} images: {payload['up_to_date']} up to date, "
+                      f"{payload['todo']} to do", file=sys.stderr)
+            if not self.quiet and sys.stderr.isatty() and self.total:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, unit="img", file=sys.stderr, dynamic_ncols=True)
+            return
+        result = payload
+        self.done += 1
+        if result.status == "done":
+            self.saved += (result.bytes_in or 0) - (result.bytes_out or 0)
+        if result.status == "failed":
+            _error(result.error)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"saved {self.saved / 2**20:.1f} MiB", refresh=False)
+            self.bar.update(1)
+        elif not self.quiet:
+            elapsed = time.perf_counter() - self.started
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            eta = (self.total - self.done) / rate if rate else 0.0
+            detail = (f"{_kib(result.bytes_in or 0)} -> {_kib(result.bytes_out or 0)}"
+                      if result.status == "done" else (result.error or ""))
+            print(f"[{self.done}/{self.total}] {result.relpath}: {result.status}, {detail} "
+                  f"({rate:.1f} img/s, ETA {eta:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _batch_summary_table(summary) -> str:
+    counts = summary.counts
+    saved = summary.bytes_in - summary.bytes_out
+    share = f" ({100.0 * saved / summary.bytes_in:.1f}%)" if summary.bytes_in else ""
+    psnr = f"{summary.mean_psnr:.2f} dB" if summary.mean_psnr is not None else "n/a"
+    lines = [
+        f"{'images found':<22}{summary.total}",
+        f"{'already up to date':<22}{summary.up_to_date}",
+        f"{'done now':<22}{counts['done']}",
+        f"{'skipped':<22}{counts['skipped']}",
+        f"{'failed':<22}{counts['failed']}",
+        f"{'bytes in -> out':<22}{_kib(summary.bytes_in)} -> {_kib(summary.bytes_out)}, saved {_kib(saved)}{share}",
+        f"{'mean PSNR (done now)':<22}{psnr}",
+    ]
+    return "\n".join(lines)
+
+
+def _batch_status(args) -> ExitStatus:
+    from .manifest import MANIFEST_NAME, Manifest
+
+    path = Path(args.manifest) if args.manifest else Path(args.folder) / MANIFEST_NAME
+    if not path.is_file():
+        _error(f"{path}: no manifest here (is {args.folder} a batch output folder?)")
+        return ExitStatus.READ_ERROR
+    with Manifest(path, readonly=True) as manifest:
+        summary = manifest.summary()
+        if args.csv:
+            from .imageio import check_destination
+
+            check_destination(args.csv, overwrite=True)
+            exported = manifest.export_csv(args.csv)
+    counts = summary["counts"]
+    saved = summary["bytes_in"] - summary["bytes_out"]
+    share = f" ({100.0 * saved / summary['bytes_in']:.1f}%)" if summary["bytes_in"] else ""
+    psnr = f"{summary['mean_psnr']:.2f} dB" if summary["mean_psnr"] is not None else "n/a"
+    print(f"{'done':<10}{counts['done']}\n{'skipped':<10}{counts['skipped']}\n{'failed':<10}{counts['failed']}")
+    print(f"bytes before {_kib(summary['bytes_in'])}, after {_kib(summary['bytes_out'])}, "
+          f"saved {_kib(saved)}{share}; mean PSNR {psnr}")
+    for relpath, reason in summary["failures"]:
+        print(f"failed: {relpath}: {reason}")
+    if args.csv:
+        print(f"wrote {exported} rows to {args.csv}")
+    return ExitStatus.OK
 
 
 # --------------------------------------------------------------------------- compare, demo

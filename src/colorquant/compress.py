@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import ColorquantError, OutputNotSmallerError, QualityTooLowError
 from .imageio import DEFAULT_MAX_PIXELS, check_destination, read_image, suffix_for
 
-__all__ = ["CompressSettings", "CompressRecord", "compress_file", "default_output_name"]
+__all__ = ["CompressSettings", "CompressRecord", "compress_file", "default_output_name", "worker_pool"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,30 @@ def _quantize(loaded, settings: CompressSettings):
     for key in ("target_psnr", "target_mse", "target_ssim", "min_colors"):
         options.pop(key, None)
     return quantize(loaded, **options)
+
+
+def worker_pool(jobs: int, method: str, preload: str = "colorquant.compress"):
+    """A process pool for compressing files in parallel, one single-threaded worker per job.
+
+    Workers fork from a fresh server process that imported the method (scikit-learn) once:
+    cheap starts, and unlike a plain fork it is safe after the calling process has run
+    OpenMP code (GNU OpenMP's thread pool does not survive fork and spins forever).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .methods import METHODS
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([preload, METHODS[method]])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_single_threaded)
+
+
+def _single_threaded() -> None:
+    # One process per core: BLAS/OpenMP threads inside each would only fight over the cores.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)

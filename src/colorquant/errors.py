@@ -14,6 +14,7 @@ __all__ = [
     "OutputNotSmallerError",
     "QualityTooLowError",
     "MissingDependencyError",
+    "BatchLockedError",
 ]
 
 
@@ -36,7 +37,8 @@ class ImageWriteError(ColorquantError):
 class OutputNotSmallerError(ColorquantError):
     """The output would not be smaller than the input (``skip_if_larger``)."""
 
-    def __init__(self, message: str, *, bytes_in: int, bytes_out: int):
+    # Defaults keep the error picklable: results cross process boundaries (pools, Dask).
+    def __init__(self, message: str, *, bytes_in: int | None = None, bytes_out: int | None = None):
         super().__init__(message)
         self.bytes_in = bytes_in
         self.bytes_out = bytes_out
@@ -53,3 +55,7 @@ class QualityTooLowError(ColorquantError):
 
 class MissingDependencyError(ColorquantError, ImportError):
     """An optional component is not installed; the message says which extra brings it."""
+
+
+class BatchLockedError(ColorquantError):
+    """Another batch is already writing to the same output folder."""
