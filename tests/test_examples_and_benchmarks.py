@@ -51,7 +51,8 @@ def test_core_benchmark_smoke(tmp_path):
     assert "| colorquant kmeans |" in (tmp_path / "results" / "core-smoke.md").read_text()
 
 
-@pytest.mark.parametrize("script, name", [("autok.py", "autok-smoke"), ("perceptual.py", "perceptual-smoke")])
+@pytest.mark.parametrize("script, name", [("autok.py", "autok-smoke"), ("perceptual.py", "perceptual-smoke"),
+                                          ("batch.py", "batch-smoke")])
 def test_benchmark_smoke(tmp_path, script, name):
     images = _cq100_or_synthetic(tmp_path)
     process = subprocess.run(
