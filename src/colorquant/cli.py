@@ -315,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(curve, colors_help="largest colour count plotted (default 256)")
     _add_targets(curve)
 
+    serve = commands.add_parser("serve", help="start the web page and HTTP API (needs colorquant[web])",
+                                description="Serve the colorquant page and API with uvicorn.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_int_in(1, 65535, "--port"), default=8000)
+    serve.add_argument("--max-upload-mb", type=_int_in(1, None, "--max-upload-mb"), default=25,
+                       help="largest upload in MB (default 25)")
+    serve.add_argument("--max-pixels", type=_int_in(1, None, "--max-pixels"), default=40_000_000,
+                       help="largest image in pixels (default 40M)")
+
     demo = commands.add_parser("demo", help="run all methods on a photo shipped with scikit-image",
                                description="Compress a scikit-image sample photo with every method.")
     demo.add_argument("-o", "--output-dir", default="compressed_outputs", metavar="DIR",
@@ -336,7 +345,7 @@ def main(argv=None) -> int:
         else:
             args.colors_given = True
         handler = {"compress": _compress, "compare": _compare, "demo": _demo,
-                   "curve": _curve, "batch": _batch}[args.command]
+                   "curve": _curve, "batch": _batch, "serve": _serve}[args.command]
         return int(handler(args))
     except _UsageError as error:
         _error(str(error))
@@ -461,6 +470,26 @@ def _db(psnr: float | None) -> str:
 
 def _ssim(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _serve(args) -> ExitStatus:
+    from .errors import MissingDependencyError
+
+    try:
+        import uvicorn
+
+        from .web import WebSettings, create_app
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"the web app needs its extra: pip install 'colorquant[web]' ({error})") from None
+    app = create_app(WebSettings(max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+                                 max_pixels=args.max_pixels))
+    print(f"colorquant: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return ExitStatus.OK
 
 
 # --------------------------------------------------------------------------- batch

@@ -10,6 +10,7 @@ __all__ = [
     "ColorquantError",
     "InvalidParameterError",
     "ImageReadError",
+    "ImageTooLargeError",
     "ImageWriteError",
     "OutputNotSmallerError",
     "QualityTooLowError",
@@ -28,6 +29,10 @@ class InvalidParameterError(ColorquantError, ValueError):
 
 class ImageReadError(ColorquantError):
     """An input could not be read as an image: missing, unreadable, truncated, refused."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An input has more pixels than allowed (judged from its header, before decoding)."""
 
 
 class ImageWriteError(ColorquantError):

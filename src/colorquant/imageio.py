@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageReadError, ImageWriteError, InvalidParameterError
+from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, InvalidParameterError
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -124,7 +124,7 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> Non
     if width < 1 or height < 1:
         raise ImageReadError(f"{name}: image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageReadError(
+        raise ImageTooLargeError(
             f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of "
             f"{max_pixels:,} (raise it with --max-pixels / max_pixels)"
         )
@@ -192,7 +192,7 @@ def _guarded(action, name: str, max_pixels: int, what: str):
 
 def _read_error(error: BaseException, name: str, max_pixels: int, what: str) -> ImageReadError:
     if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return ImageReadError(
+        return ImageTooLargeError(
             f"{name}: too many pixels, over the limit of {max_pixels:,} "
             f"(Pillow: {str(error).strip()}; raise the limit with --max-pixels / max_pixels)"
         )

@@ -1,0 +1,170 @@
+"""The HTTP API through FastAPI's TestClient: every success and error path."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from colorquant.web import WebSettings, create_app
+
+from .test_hostile import png_claiming
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def photo_bytes():
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()[::2, ::2].copy()).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name: str = "coffee.png"):
+    return {"file": (name, data, "application/octet-stream")}
+
+
+def test_health(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_page_and_docs_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "colorquant" in page.text and "/static/app.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # offline: no CDN
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/docs").status_code == 200
+    assert "/api/compress" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "minibatch", "gmm"])
+def test_compress_returns_palette_png_with_figures(client, photo_bytes, method):
+    response = client.post("/api/compress", files=upload(photo_bytes), data={"method": method, "colors": "12"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.mode == "P" and len(image.getcolors(256)) <= 12
+    assert int(response.headers["x-colorquant-colors"]) == 12
+    assert int(response.headers["x-colorquant-bytes-out"]) == len(response.content)
+    assert int(response.headers["x-colorquant-bytes-in"]) == len(photo_bytes)
+    assert 20 < float(response.headers["x-colorquant-psnr"]) < 45
+    assert 0 < float(response.headers["x-colorquant-ssim"]) <= 1
+    assert len(response.headers["x-colorquant-palette"].split(",")) == 12
+    assert f'filename="coffee-{method}-k12.png"' in response.headers["content-disposition"]
+
+
+def test_compress_with_psnr_target(client, photo_bytes):
+    response = client.post("/api/compress/json", files=upload(photo_bytes), data={"target_psnr": "30"})
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert record["psnr"] >= 30 and len(record["search"]) >= 2
+    image = Image.open(io.BytesIO(base64.b64decode(record["png_base64"])))
+    assert len(image.getcolors(256)) == record["colors"]
+
+
+def test_compare_runs_all_three(client, photo_bytes):
+    response = client.post("/api/compare", files=upload(photo_bytes), data={"colors": "8"})
+    assert response.status_code == 200
+    assert [r["method"] for r in response.json()] == ["kmeans", "minibatch", "gmm"]
+
+
+def test_client_file_name_never_becomes_a_path(client, photo_bytes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    response = client.post("/api/compress", files=upload(photo_bytes, "../../etc/evil\";.png"))
+    assert response.status_code == 200
+    disposition = response.headers["content-disposition"]
+    assert ".." not in disposition.split("filename=")[1].strip('"').replace("..png", "")
+    assert "/" not in disposition and '";' not in disposition[:-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"colors": "1"}, "colors"),
+    ({"colors": "300"}, "colors"),
+    ({"colors": "many"}, "colors"),
+    ({"method": "dbscan"}, "method"),
+    ({"target_psnr": "-3"}, "target_psnr"),
+    ({"target_psnr": "120"}, "target_psnr"),
+    ({"dither": "2"}, "dither"),
+])
+def test_bad_parameters_are_422(client, photo_bytes, data, fragment):
+    response = client.post("/api/compress", files=upload(photo_bytes), data=data)
+    assert response.status_code == 422
+    assert fragment in response.json()["error"]
+
+
+def test_missing_file_is_422(client):
+    response = client.post("/api/compress", data={"colors": "8"})
+    assert response.status_code == 422 and "file" in response.json()["error"]
+
+
+def test_unreachable_target_is_422_with_best_value(client, photo_bytes):
+    response = client.post("/api/compress", files=upload(photo_bytes), data={"target_psnr": "80", "colors": "4"})
+    assert response.status_code == 422 and "best PSNR" in response.json()["error"]
+
+
+@pytest.mark.parametrize("content", [b"hello, not an image", b"%!PS-Adobe-3.0 EPSF-3.0\n", b""])
+def test_not_an_image_is_415(client, content):
+    response = client.post("/api/compress", files=upload(content, "x.png"))
+    assert response.status_code == 415
+    assert response.json()["error"]
+
+
+def test_truncated_image_is_415(client, photo_bytes):
+    response = client.post("/api/compress", files=upload(photo_bytes[: len(photo_bytes) // 2]))
+    assert response.status_code == 415 and "truncated" in response.json()["error"]
+
+
+def test_too_many_pixels_is_413(client):
+    bomb = png_claiming(8000, 6000, idat_bytes=20_000)  # 48 MP > 40 MP
+    response = client.post("/api/compress", files=upload(bomb))
+    assert response.status_code == 413 and "over the limit of 40,000,000" in response.json()["error"]
+
+
+def test_upload_over_size_limit_is_413_while_streaming():
+    app = create_app(WebSettings(max_upload_bytes=50_000))
+    with TestClient(app) as small_client:
+        big = b"\x89PNG" + b"\0" * 200_000
+        response = small_client.post("/api/compress", files=upload(big))
+        assert response.status_code == 413 and "larger than the limit" in response.json()["error"]
+
+        # no Content-Length (chunked): a well-formed multipart body, counted as it streams in
+        def chunks():
+            yield (b"--boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+                   b"Content-Type: application/octet-stream\r\n\r\n")
+            for _ in range(20):
+                yield b"\0" * 10_000
+            yield b"\r\n--boundary--\r\n"
+
+        response = small_client.post("/api/compress", content=chunks(),
+                                     headers={"content-type": "multipart/form-data; boundary=boundary"})
+        assert response.status_code == 413 and "larger than the limit" in response.json()["error"]
+
+
+def test_too_many_in_flight_is_503():
+    from colorquant.web.app import LimitsMiddleware
+
+    app = create_app(WebSettings(max_in_flight=1))
+    with TestClient(app) as busy_client:
+        middleware = app.middleware_stack
+        while not isinstance(middleware, LimitsMiddleware):
+            middleware = middleware.app
+        middleware.in_flight = 1  # one request already in progress
+        response = busy_client.post("/api/compress", files=upload(b"x"))
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "busy" in response.json()["error"]
+        middleware.in_flight = 0
+        assert busy_client.get("/api/health").status_code == 200
