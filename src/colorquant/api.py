@@ -8,7 +8,7 @@ import time
 from .colorspace import validate_color_space
 from .errors import InvalidParameterError
 from .imageio import DEFAULT_MAX_PIXELS, read_image
-from .methods import METHODS
+from .methods import METHODS, load_method
 from .pipeline import fit, label_image, prepare
 from .result import QuantizedImage
 from .search import make_target, search_n_colors
@@ -121,6 +121,7 @@ def quantize(
             )
 
     loaded = read_image(image, max_pixels=max_pixels)
+    load_method(method)  # imports scikit-learn once, outside the timed part
     started = time.perf_counter()
     prepared = prepare(loaded.pixels, color_space)
     trace = ()

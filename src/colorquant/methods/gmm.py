@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.mixture import GaussianMixture
 
 from ..colorspace import lightness_range
 from ..histogram import ColorHistogram
@@ -36,8 +37,6 @@ def fit_palette(
     covariance_type: str = DEFAULT_COVARIANCE_TYPE,
 ) -> PaletteFit:
     """Mixture components of a pixel sample; palette = mean of the pixels each one takes."""
-    from sklearn.mixture import GaussianMixture
-
     rng = np.random.default_rng(random_state)
     colors = histogram.features
     n_pixels = int(histogram.counts.sum())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.cluster import KMeans
 
 from ..colorspace import to_features, to_srgb8
 from ..histogram import ColorHistogram, weighted_sample
@@ -33,8 +34,6 @@ def fit_palette(
     histogram: ColorHistogram, n_colors: int, *, random_state: int = 0
 ) -> PaletteFit:
     """K-Means centres of the histogram's colours, weighted by pixel count."""
-    from sklearn.cluster import KMeans
-
     rng = np.random.default_rng(random_state)
     features, weights = histogram.features, histogram.counts.astype(np.float64)
     sampled = histogram.n_distinct > MAX_FIT_COLORS

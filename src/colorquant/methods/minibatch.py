@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.cluster import MiniBatchKMeans
 
 from ..histogram import ColorHistogram
 from . import PaletteFit
@@ -23,8 +24,6 @@ def fit_palette(
     histogram: ColorHistogram, n_colors: int, *, random_state: int = 0
 ) -> PaletteFit:
     """Mini-Batch K-Means centres learned from strided pixel chunks."""
-    from sklearn.cluster import MiniBatchKMeans
-
     # Pixel i's features are features[inverse[i]]: strided chunks of the image, no copy of it.
     pixel_colors, features = histogram.inverse, histogram.features
     n_chunks = max(1, len(pixel_colors) // CHUNK_PIXELS)
