@@ -371,6 +371,16 @@ def _error(message: str) -> None:
     print(f"colorquant: {message}", file=sys.stderr)
 
 
+def _make_folder(folder: Path) -> bool:
+    """Create ``folder`` (and parents); on failure say why and return False."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return True
+    except OSError as error:
+        _error(f"{folder}: cannot create output folder ({error.strerror or error})")
+        return False
+
+
 def _warn(message: str) -> None:
     print(f"colorquant: warning: {message}", file=sys.stderr)
 
@@ -387,14 +397,9 @@ def _compress(args) -> ExitStatus:
               "larger than a palette PNG")
     if args.format == "gif" and not args.quiet:
         _warn("GIF keeps only fully transparent or opaque pixels")
-    output_dir = None
-    if args.output_dir:
-        output_dir = Path(args.output_dir)
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            _error(f"{output_dir}: cannot create output folder ({error.strerror or error})")
-            return ExitStatus.WRITE_ERROR
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    if output_dir is not None and not _make_folder(output_dir):
+        return ExitStatus.WRITE_ERROR
 
     statuses = []
     for record in _run_compress(args.inputs, settings, args, output_dir):
@@ -647,10 +652,7 @@ def _demo(args) -> ExitStatus:
 
     photo = data.astronaut()
     folder = Path(args.output_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        _error(f"{folder}: cannot create output folder ({error.strerror or error})")
+    if not _make_folder(folder):
         return ExitStatus.WRITE_ERROR
     # The demo owns its folder's files, so a second run replaces them.
     original_png = encode_reference_png(photo)

@@ -186,19 +186,26 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         stem = _SAFE_NAME.sub("_", Path(upload_name or "image").stem)[:64] or "image"
         return f"{stem}-{method}-k{n_colors}.png"
 
+    def process(file: UploadFile, method: Method, colors, target_psnr, dither, color_space):
+        """(record, PNG bytes) for one upload, or the JSON error response."""
+        data = file.file.read()
+        try:
+            result, encoded, figures, seconds = run(data, method.value, colors, target_psnr, dither,
+                                                    color_space.value)
+        except ColorquantError as error:
+            return failure(error), None
+        name = output_name(file.filename, method.value, figures.n_colors)
+        return describe(name, result, encoded, figures, seconds, len(data)), encoded
+
     @app.post("/api/compress", responses={200: {"content": {"image/png": {}}}},
               response_class=Response)
     def compress(file: Upload, method: MethodField = Method.kmeans, colors: ColorsField = None,
                  target_psnr: TargetField = None, dither: DitherField = 0.0,
                  color_space: SpaceField = ColorSpace.rgb):
         """The compressed palette PNG; its figures in ``X-Colorquant-*`` headers."""
-        data = file.file.read()
-        try:
-            result, encoded, figures, seconds = run(data, method.value, colors, target_psnr, dither,
-                                                    color_space.value)
-        except ColorquantError as error:
-            return failure(error)
-        info = describe(file.filename, result, encoded, figures, seconds, len(data))
+        info, encoded = process(file, method, colors, target_psnr, dither, color_space)
+        if encoded is None:
+            return info
         headers = {
             "X-Colorquant-Method": info["method"],
             "X-Colorquant-Colors": str(info["colors"]),
@@ -208,7 +215,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             "X-Colorquant-Bytes-Out": str(info["bytes_out"]),
             "X-Colorquant-Seconds": str(info["seconds"]),
             "X-Colorquant-Palette": ",".join(info["palette"]),
-            "Content-Disposition": f'attachment; filename="{output_name(file.filename, method.value, info["colors"])}"',
+            "Content-Disposition": f'attachment; filename="{info["filename"]}"',
         }
         return Response(encoded, media_type="image/png", headers=headers)
 
@@ -217,33 +224,22 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
                       target_psnr: TargetField = None, dither: DitherField = 0.0,
                       color_space: SpaceField = ColorSpace.rgb):
         """The figures, the palette and the PNG (base64) as JSON, for programs."""
-        data = file.file.read()
-        try:
-            result, encoded, figures, seconds = run(data, method.value, colors, target_psnr, dither,
-                                                    color_space.value)
-        except ColorquantError as error:
-            return failure(error)
-        info = describe(output_name(file.filename, method.value, figures.n_colors), result, encoded,
-                        figures, seconds, len(data))
-        info["png_base64"] = base64.b64encode(encoded).decode("ascii")
-        return info
+        info, encoded = process(file, method, colors, target_psnr, dither, color_space)
+        if encoded is None:
+            return info
+        return {**info, "png_base64": base64.b64encode(encoded).decode("ascii")}
 
     @app.post("/api/compare")
     def compare(file: Upload, colors: ColorsField = None, target_psnr: TargetField = None,
                 dither: DitherField = 0.0, color_space: SpaceField = ColorSpace.rgb):
         """All three methods on one image: a list of the JSON records of /api/compress/json."""
-        data = file.file.read()
         records = []
         for method in Method:
-            try:
-                result, encoded, figures, seconds = run(data, method.value, colors, target_psnr,
-                                                        dither, color_space.value)
-            except ColorquantError as error:
-                return failure(error)
-            info = describe(output_name(file.filename, method.value, figures.n_colors), result,
-                            encoded, figures, seconds, len(data))
-            info["png_base64"] = base64.b64encode(encoded).decode("ascii")
-            records.append(info)
+            file.file.seek(0)
+            info, encoded = process(file, method, colors, target_psnr, dither, color_space)
+            if encoded is None:
+                return info
+            records.append({**info, "png_base64": base64.b64encode(encoded).decode("ascii")})
         return records
 
     app.add_middleware(LimitsMiddleware, settings=settings)
