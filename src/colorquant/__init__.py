@@ -24,10 +24,12 @@ _EXPORTS = {
     "ColorquantError": "errors",
     "InvalidParameterError": "errors",
     "ImageReadError": "errors",
+    "ImageTooLargeError": "errors",
     "ImageWriteError": "errors",
     "OutputNotSmallerError": "errors",
     "QualityTooLowError": "errors",
     "MissingDependencyError": "errors",
+    "BatchLockedError": "errors",
 }
 
 __all__ = list(_EXPORTS)
