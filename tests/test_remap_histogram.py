@@ -42,3 +42,23 @@ def test_histogram_mse_equals_pixel_mse(coffee):
     expected = mse(pixels, quantized)
     got = histogram_mse(histogram.colors, histogram.counts, palette, color_labels, len(pixels), 3)
     assert abs(got - expected) < 1e-9 * expected
+
+
+def test_banded_ssim_equals_whole_image_ssim(coffee, monkeypatch):
+    from skimage.metrics import structural_similarity
+
+    import colorquant.metrics as metrics
+
+    quantized = metrics.comparable(coffee // 32 * 32)
+    whole = structural_similarity(coffee, quantized, channel_axis=-1, data_range=255)
+    monkeypatch.setattr(metrics, "_SSIM_BAND_PIXELS", 3000)  # bands of 7 rows
+    assert abs(metrics.ssim(coffee, quantized) - whole) < 1e-6
+
+
+def test_mse_is_exact_in_bands(coffee, monkeypatch):
+    import colorquant.metrics as metrics
+
+    other = coffee[::-1]
+    expected = np.mean((coffee.astype(np.float64) - other) ** 2)
+    monkeypatch.setattr(metrics, "_MSE_CHUNK", 5000)
+    assert metrics.mse(coffee, other) == expected
