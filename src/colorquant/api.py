@@ -9,7 +9,7 @@ from .colorspace import validate_color_space
 from .errors import InvalidParameterError
 from .imageio import DEFAULT_MAX_PIXELS, read_image
 from .methods import METHODS, load_method
-from .pipeline import fit, label_image, prepare
+from .pipeline import fit, label_image, prepare, single_threaded_blas
 from .result import QuantizedImage
 from .search import make_target, search_n_colors
 
@@ -123,16 +123,17 @@ def quantize(
     loaded = read_image(image, max_pixels=max_pixels)
     load_method(method)  # imports scikit-learn once, outside the timed part
     started = time.perf_counter()
-    prepared = prepare(loaded.pixels, color_space)
-    trace = ()
-    if target is None:
-        quantization = fit(prepared, n_colors, method, random_state=random_state, **options)
-    else:
-        n_colors, quantization, trace = search_n_colors(
-            prepared, loaded.pixels, method, target, min_colors=min_colors,
-            max_colors=n_colors, random_state=random_state, dither=dither, **options,
-        )
-    labels = label_image(prepared, quantization, dither)
+    with single_threaded_blas():
+        prepared = prepare(loaded.pixels, color_space)
+        trace = ()
+        if target is None:
+            quantization = fit(prepared, n_colors, method, random_state=random_state, **options)
+        else:
+            n_colors, quantization, trace = search_n_colors(
+                prepared, loaded.pixels, method, target, min_colors=min_colors,
+                max_colors=n_colors, random_state=random_state, dither=dither, **options,
+            )
+        labels = label_image(prepared, quantization, dither)
     seconds = time.perf_counter() - started
     return QuantizedImage(
         palette=quantization.palette,

@@ -679,7 +679,7 @@ def _curve(args) -> ExitStatus:
     from .imageio import check_destination, read_image, write_atomic
     from .plots import curve_figure, figure_png
     from .search import make_target, quality_curve, search_n_colors
-    from .pipeline import prepare
+    from .pipeline import prepare, single_threaded_blas
 
     targets = _target_settings(args)
     max_colors = args.colors if args.colors_given else 256
@@ -695,19 +695,20 @@ def _curve(args) -> ExitStatus:
     prepared = prepare(loaded.pixels, args.color_space)
     methods = [args.method] if args.method else list(METHOD_NAMES)
     curves, chosen = {}, {}
-    for method in methods:
-        options = {"covariance_type": args.covariance} if method == "gmm" and args.covariance else {}
-        curves[method] = quality_curve(prepared, loaded.pixels, method, metric, max_colors=max_colors,
-                                       random_state=args.seed, dither=args.dither, **options)
-        if target is not None:
-            try:
-                answer, _, trace = search_n_colors(
-                    prepared, loaded.pixels, method, target, min_colors=args.min_colors,
-                    max_colors=max_colors, random_state=args.seed, dither=args.dither, **options)
-                chosen[method] = (answer, next(s.value for s in trace if s.n_colors == answer))
-            except Exception as error:  # QualityTooLowError: mark nothing, say so
-                chosen[method] = None
-                _warn(f"{METHOD_TITLES[method]}: {error}")
+    with single_threaded_blas():
+        for method in methods:
+            options = {"covariance_type": args.covariance} if method == "gmm" and args.covariance else {}
+            curves[method] = quality_curve(prepared, loaded.pixels, method, metric, max_colors=max_colors,
+                                           random_state=args.seed, dither=args.dither, **options)
+            if target is not None:
+                try:
+                    answer, _, trace = search_n_colors(
+                        prepared, loaded.pixels, method, target, min_colors=args.min_colors,
+                        max_colors=max_colors, random_state=args.seed, dither=args.dither, **options)
+                    chosen[method] = (answer, next(s.value for s in trace if s.n_colors == answer))
+                except Exception as error:  # QualityTooLowError: mark nothing, say so
+                    chosen[method] = None
+                    _warn(f"{METHOD_TITLES[method]}: {error}")
     figure = curve_figure(curves, metric=metric, target=target, chosen=chosen, titles=METHOD_TITLES,
                           image_name=source.name)
     write_atomic(figure_png(figure), output, overwrite=args.force, protect=(source,))

@@ -18,9 +18,22 @@ from .methods import load_method
 from .metrics import histogram_mse
 from .remap import nearest_palette_index
 
-__all__ = ["PreparedImage", "Quantization", "prepare", "fit", "label_image"]
+__all__ = ["PreparedImage", "Quantization", "prepare", "fit", "label_image", "single_threaded_blas"]
 
 _TRANSPARENT = np.zeros(4, dtype=np.uint8)
+
+
+def single_threaded_blas():
+    """Context in which BLAS (numpy's matrix products) runs on the calling thread only.
+
+    Our products have an inner dimension of 3 or 4 colour channels, so BLAS threads gain
+    nothing on them, and OpenBLAS's idle threads keep spinning for a while after each call,
+    taking the cores that scikit-learn's OpenMP Lloyd loop needs next: a K-Means fit at 46
+    colours took 0.14 s with them and 0.04 s without (chelsea, 2 cores).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True, eq=False)
