@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--target-psnr", type=float, default=35.0)
     parser.add_argument("--method", default="kmeans")
     parser.add_argument("--naive-images", type=int, default=5)
-    parser.add_argument("--naive-max-k", type=int, default=64)
+    parser.add_argument("--naive-max-k", type=int, default=100)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -5,14 +5,18 @@ code), so the value seen for a count during the search is the value its written 
 PSNR and MSE come from the histogram without touching the pixels; SSIM is measured on the
 remapped image.
 
-The search brackets the answer and then narrows it by interpolation. Quality grows roughly
-linearly in log(colours) (high-rate theory: MSE ~ K^(-2/3) for 3-D colour, about 2 dB of PSNR
-per doubling), so the next count is interpolated on that scale between the tightest failing
-and passing counts, falling back to bisection whenever interpolation leaves the
-bracket (and bisecting after two moves of the same end of the bracket, where interpolation
-would creep). Quality is not exactly monotonic in K (each count is a separate local optimum), so
-once the bracket closes on ``[K-1, K]`` the count ``K-2`` is checked too, and the answer moves
-down while a count within two below it passes: a count is accepted once the two counts
+The search predicts and checks. Quality grows roughly linearly in log(colours) (high-rate
+theory: MSE ~ K^(-2/3) for 3-D colour, about 2 dB of PSNR per doubling), so after a cheap
+first count (16) the next count is where the line through the two nearest known counts, on
+that scale, reaches the target. A predicted count that passes is most likely the answer or
+one above it, so the count just below is tried next (just above, for one that fails); a
+right prediction closes the bracket ``[K-1, K]`` in two fits. When a round of prediction
+does not halve the bracket, the next count bisects it, so the worst case stays logarithmic.
+Typically five to seven counts are fitted, two of them small and cheap.
+
+Quality is not exactly monotonic in K (each count is a separate local optimum of k-means),
+so once the bracket closes on ``[K-1, K]`` the count ``K-2`` is checked too, and the answer
+moves down while a count within two below it passes: a count is accepted once the two counts
 below it fail. An exhaustive upward scan can still find a smaller count when a lucky fit
 passes three or more counts below the rest; tests compare the two on real photographs.
 """
@@ -161,11 +165,15 @@ def search_n_colors(
     if evaluator.meets(min_colors):
         return min_colors, evaluator.fits[min_colors], evaluator.trace()
 
-    # Bracket: grow by doubling (cheap small counts first) until a count passes.
+    # Bracket: a cheap first count, then counts predicted from the two largest counts known.
     failing, passing = min_colors, None
-    candidate = min(ceiling, max(min_colors * 2, 16))
+    candidate, predicted = min(ceiling, max(min_colors * 2, 16)), False
+    last_prediction = None  # (count, passed) of the last count placed by prediction
     while passing is None:
-        if evaluator.meets(candidate):
+        passed = evaluator.meets(candidate)
+        if predicted:
+            last_prediction = (candidate, passed)
+        if passed:
             passing = candidate
         elif candidate >= ceiling:
             best = max(evaluator.values.values()) if target.metric != "mse" else min(evaluator.values.values())
@@ -176,25 +184,36 @@ def search_n_colors(
             )
         else:
             failing = candidate
-            candidate = min(ceiling, _interpolate(evaluator, target, failing, None, ceiling))
+            candidate, predicted = _extrapolate(evaluator, target, failing, ceiling), True
 
-    # Narrow [failing, passing] by interpolation on the log scale. Interpolation tends to creep
-    # up on the answer from one side; after two moves of the same end, bisect instead.
-    last_moved, same_side_moves = None, 0
+    # Narrow [failing, passing]. A predicted count that passes is most likely the answer, so
+    # the count just below it is tried next (and just above one that fails): when the
+    # prediction is right that closes the bracket at once. Otherwise predict again; if a
+    # round of prediction leaves more than half of the bracket, bisect instead, so that a
+    # badly curved stretch costs no more than bisection would.
+    width_before_prediction = None  # bracket width when the last prediction was made
     while passing - failing > 1:
-        if same_side_moves >= 2:
+        if last_prediction is not None:
+            count, passed = last_prediction
+            neighbour = count - 1 if passed else count + 1
+            if failing < neighbour < passing:
+                if evaluator.meets(neighbour):
+                    passing = neighbour
+                else:
+                    failing = neighbour
+            if passing - failing <= 1:
+                break
+        guess = _interpolate(evaluator, target, failing, passing)
+        halved = width_before_prediction is None or passing - failing <= width_before_prediction // 2
+        if guess is None or not halved:
             guess = (failing + passing) // 2
-        else:
-            guess = _interpolate(evaluator, target, failing, passing, ceiling)
-            if not failing < guess < passing:
-                guess = (failing + passing) // 2
-        moved = "passing" if evaluator.meets(guess) else "failing"
-        if moved == "passing":
+        width_before_prediction = passing - failing
+        passed = evaluator.meets(guess)
+        if passed:
             passing = guess
         else:
             failing = guess
-        same_side_moves = same_side_moves + 1 if moved == last_moved else 1
-        last_moved = moved
+        last_prediction = (guess, passed)
 
     # Non-monotonic guard: accept `passing` only once the counts just below it fail too.
     answer, probe = passing, passing - 2
@@ -205,29 +224,37 @@ def search_n_colors(
     return answer, evaluator.fits[answer], evaluator.trace()
 
 
-def _interpolate(evaluator: _Evaluator, target: QualityTarget, failing: int,
-                 passing: int | None, ceiling: int) -> int:
-    """Next count to try: where the target falls on the line through the bracket's values
-    against log(colours); above the bracket, extrapolate from the two best-known counts."""
-    goal = _scale(target, target.value)
-    if passing is not None:
-        points = [(failing, evaluator.values[failing]), (passing, evaluator.values[passing])]
-    else:
-        known = sorted(evaluator.values.items())
-        points = known[-2:] if len(known) >= 2 else None
-        if points is None:
-            return min(ceiling, failing * 2)
-    (k0, v0), (k1, v1) = points
+def _log_crossing(target: QualityTarget, point0: tuple[int, float], point1: tuple[int, float]) -> float | None:
+    """The count where the line through two (count, value) points, on the scale of
+    :func:`_scale` against log(count), reaches the target; None if the line does not rise."""
+    (k0, v0), (k1, v1) = point0, point1
     s0, s1 = _scale(target, v0), _scale(target, v1)
     if s1 <= s0 or k1 == k0:
-        return min(ceiling, max(k1 * 2, k0 + 1)) if passing is None else (failing + passing) // 2
-    log_k = math.log(k0) + (goal - s0) * (math.log(k1) - math.log(k0)) / (s1 - s0)
-    guess = int(math.ceil(math.exp(min(log_k, math.log(ceiling)))))
-    if passing is None:
-        # Extrapolating: aim a little past the estimate so that the next count likely passes,
-        # and never by less than one step up.
-        guess = max(failing + 1, int(math.ceil(guess * 1.15)), int(math.ceil(failing * 1.25)))
-    return max(1, min(guess, ceiling))
+        return None
+    goal = _scale(target, target.value)
+    return math.exp(math.log(k0) + (goal - s0) * (math.log(k1) - math.log(k0)) / (s1 - s0))
+
+
+def _interpolate(evaluator: _Evaluator, target: QualityTarget, failing: int, passing: int) -> int | None:
+    """Next count inside the open bracket: the predicted crossing rounded up, kept inside;
+    None when the values do not rise across the bracket (then bisect)."""
+    crossing = _log_crossing(target, (failing, evaluator.values[failing]),
+                             (passing, evaluator.values[passing]))
+    if crossing is None:
+        return None
+    return min(passing - 1, max(failing + 1, math.ceil(crossing)))
+
+
+def _extrapolate(evaluator: _Evaluator, target: QualityTarget, failing: int, ceiling: int) -> int:
+    """Next count above ``failing``, the largest count tried (nothing passes yet): the crossing
+    predicted by the line through it and a count at least 20% smaller (adjacent counts differ
+    by less than their fits' noise, which would make the slope wild); doubling when the line
+    does not rise."""
+    known = sorted(evaluator.values.items())
+    below = [point for point in known if point[0] <= failing / 1.2] or known[:-1]
+    crossing = _log_crossing(target, below[-1], known[-1]) if below else None
+    guess = failing * 2 if crossing is None else max(math.ceil(min(crossing, ceiling)), failing + 1)
+    return min(guess, ceiling)
 
 
 def quality_curve(
