@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import colorquant as cq
+
 from colorquant.histogram import color_histogram
 from colorquant.metrics import histogram_mse, mse
 from colorquant.remap import nearest_palette_index
@@ -62,3 +64,34 @@ def test_mse_is_exact_in_bands(coffee, monkeypatch):
     expected = np.mean((coffee.astype(np.float64) - other) ** 2)
     monkeypatch.setattr(metrics, "_MSE_CHUNK", 5000)
     assert metrics.mse(coffee, other) == expected
+
+
+def test_weighted_sample_is_systematic_and_unbiased(coffee):
+    from colorquant.histogram import weighted_sample
+
+    histogram = color_histogram(coffee.reshape(-1, 3))
+    n_draws = 4096
+    indices, weights = weighted_sample(histogram, n_draws, np.random.default_rng(0))
+    assert weights.sum() == n_draws
+    step = histogram.counts.sum() / n_draws
+    # every colour is drawn floor or ceil of count / step times (0 for absent ones)
+    drawn = np.zeros(histogram.n_distinct)
+    drawn[indices] = weights
+    expected = histogram.counts / step
+    assert np.all(drawn >= np.floor(expected)) and np.all(drawn <= np.ceil(expected))
+
+
+def test_kmeans_seeds_are_a_prefix_and_search_fits_equal_fixed_count_fits(coffee):
+    from colorquant.methods.kmeans import GreedySeeding
+
+    points = coffee.reshape(-1, 3)[::97].astype(np.float32)
+    weights = np.ones(len(points))
+    eight = GreedySeeding(points, weights, np.random.default_rng(3)).first(8)
+    grown = GreedySeeding(points, weights, np.random.default_rng(3))
+    grown.first(3)
+    assert np.array_equal(grown.first(20)[:8], eight)
+
+    found = cq.quantize(coffee, target_psnr=30)
+    fixed = cq.quantize(coffee, n_colors=found.n_colors)
+    assert np.array_equal(found.palette, fixed.palette)
+    assert np.array_equal(found.labels, fixed.labels)
