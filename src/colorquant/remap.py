@@ -1,6 +1,7 @@
 """Map colours to the index of their nearest palette entry (squared Euclidean distance).
 
-The distances are computed as ``|c|^2 - 2 c.p + |p|^2`` with one matrix product per chunk.
+The distances are computed as ``-2 c.p + |p|^2`` (``|c|^2`` does not change the argmin) with one
+matrix product per chunk.
 For sRGB, colours and palette entries are integers in 0..255, so every term and every
 partial sum is an integer below 2**24 and float32 represents them exactly: the nearest entry
 found is the exactly nearest one (ties go to the lower index), at BLAS speed and bounded
@@ -26,14 +27,19 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray
     """
     if len(palette) > 256:
         raise ValueError(f"palette has {len(palette)} entries; at most 256 fit in uint8 labels")
+    n_channels = palette.shape[1]
     palette_f = palette.astype(np.float32)
-    palette_sq = np.einsum("kc,kc->k", palette_f, palette_f)
+    # One product gives -2 c.p + |p|^2 for every pair: the colours get a column of ones and
+    # the palette a row of |p|^2. (|c|^2 is the same for every entry of a row, so it does not
+    # change the argmin.) No temporaries of chunk x palette beyond the product itself.
+    palette_terms = np.vstack([-2.0 * palette_f.T, np.einsum("kc,kc->k", palette_f, palette_f)[None, :]])
+    chunk = np.ones((min(_CHUNK_ROWS, len(colors)), n_channels + 1), dtype=np.float32)
     labels = np.empty(len(colors), dtype=np.uint8)
     for start in range(0, len(colors), _CHUNK_ROWS):
-        chunk = colors[start : start + _CHUNK_ROWS].astype(np.float32)
-        # |c|^2 is the same for every entry of a row, so it does not change the argmin.
-        distances = palette_sq - 2.0 * (chunk @ palette_f.T)
-        labels[start : start + len(chunk)] = np.argmin(distances, axis=1)
+        rows = min(_CHUNK_ROWS, len(colors) - start)
+        chunk[:rows, :n_channels] = colors[start : start + rows]
+        distances = chunk[:rows] @ palette_terms
+        labels[start : start + rows] = np.argmin(distances, axis=1)
     return labels
 
 
