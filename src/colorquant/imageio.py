@@ -204,11 +204,16 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 def _normalise(image: Image.Image, name: str) -> tuple[np.ndarray, list[str]]:
     """Upright, sRGB, 8-bit RGB or RGBA pixels of ``image`` (first frame)."""
     notes: list[str] = []
     try:
-        image = ImageOps.exif_transpose(image)
+        # exif_transpose copies the image even when there is nothing to turn (96 MB for 24 MP)
+        if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image)
     except Exception as error:  # noqa: BLE001 - a broken EXIF block must not lose the image
         notes.append(f"{name}: ignored unreadable EXIF orientation ({_describe(error)})")
     image, profile_note = _to_srgb(image, name)
@@ -234,7 +239,8 @@ def _normalise(image: Image.Image, name: str) -> tuple[np.ndarray, list[str]]:
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         mode in ("P", "L", "RGB", "1") and "transparency" in image.info
     )
-    converted = image.convert("RGBA" if has_alpha else "RGB")
+    wanted_mode = "RGBA" if has_alpha else "RGB"
+    converted = image if image.mode == wanted_mode else image.convert(wanted_mode)
     pixels = np.asarray(converted, dtype=np.uint8)
     if has_alpha and pixels[:, :, 3].min() == 255:
         pixels = pixels[:, :, :3]
@@ -306,6 +312,10 @@ def encode_image(labels: np.ndarray, palette: np.ndarray, format_name: str = "pn
     return buffer.getvalue()
 
 
+# Above this many pixels PNG recompression trades 1% of size for half of its time.
+_LARGE_IMAGE_PIXELS = 8_000_000
+
+
 def _encode_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
     # Entries with alpha < 255 first, so the tRNS chunk stops at the last transparent one.
     if palette.shape[1] == 4:
@@ -321,16 +331,24 @@ def _encode_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
         save_options["transparency"] = bytes(palette[:n_translucent, 3].tolist())
     buffer = io.BytesIO()
     image.save(buffer, "PNG", **save_options)
-    return _optimize_png(buffer.getvalue())
+    return _optimize_png(buffer.getvalue(), labels.size)
 
 
-def _optimize_png(data: bytes) -> bytes:
-    """Recompress with oxipng, keeping the palette colour type (no greyscale/RGB rewrite)."""
+def _optimize_png(data: bytes, n_pixels: int) -> bytes:
+    """Recompress with oxipng, keeping the palette colour type (no greyscale/RGB rewrite).
+
+    What oxipng's level 2 does for our files, without its trial of other row filters: rows of
+    palette indices compress best unfiltered (level 2 picked that on every CQ100 output we
+    checked, and the bytes are the same), so only the deflate pass is run: libdeflate level
+    11, or 10 above ``_LARGE_IMAGE_PIXELS`` (a 24 MP photo: 3.2 s instead of 5.9 s, 1.3%
+    more bytes, still 12% fewer than pngquant's).
+    """
     import oxipng
 
     return oxipng.optimize_from_memory(
         data,
-        level=2,
+        filter=[oxipng.RowFilter.NoOp],
+        deflate=oxipng.Deflaters.libdeflater(11 if n_pixels <= _LARGE_IMAGE_PIXELS else 10),
         color_type_reduction=False,
         grayscale_reduction=False,
         strip=oxipng.StripChunks.all(),
