@@ -132,6 +132,9 @@ def blurred_psnr(reference: np.ndarray, test: np.ndarray, sigma: float = 1.0) ->
     return psnr_from_mse(float(np.mean((blurred_reference - blurred_test) ** 2)))
 
 
+_HISTOGRAM_CHUNK = 1 << 18
+
+
 def histogram_mse(
     colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, color_labels: np.ndarray,
     n_pixels: int, n_channels: int,
@@ -141,6 +144,10 @@ def histogram_mse(
     Equal to :func:`mse` on the full images when ``counts`` covers every pixel; pixels that
     are not in the histogram (e.g. fully transparent ones) contribute no error.
     """
-    difference = colors.astype(np.float64) - palette[color_labels].astype(np.float64)
-    squared = np.einsum("nc,nc->n", difference, difference)
-    return float(squared @ counts) / (n_pixels * n_channels)
+    total = 0.0
+    for start in range(0, len(colors), _HISTOGRAM_CHUNK):  # bounded temporaries for millions
+        stop = start + _HISTOGRAM_CHUNK
+        difference = colors[start:stop].astype(np.int32) - palette[color_labels[start:stop]].astype(np.int32)
+        squared = np.einsum("nc,nc->n", difference, difference)
+        total += float(squared @ counts[start:stop])
+    return total / (n_pixels * n_channels)
