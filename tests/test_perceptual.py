@@ -79,17 +79,29 @@ def test_dither_with_level_zero_matches_nearest_entry(coffee):
     assert np.array_equal(distance(labels), distance(plain.labels))
 
 
-def test_dither_table_path_matches_direct_search(coffee):
+@pytest.mark.parametrize("n_colors", [32, 256])
+def test_dither_candidate_grid_matches_direct_search(coffee, monkeypatch, n_colors):
     from colorquant import dither
 
-    palette = cq.quantize(coffee, n_colors=32).palette
+    palette = cq.quantize(coffee, n_colors=n_colors).palette
     direct = floyd_steinberg(coffee, palette, 1.0)
-    saved = dither._TABLE_WORK
-    dither._TABLE_WORK = 0  # force the 2^24 colour table
-    try:
-        assert np.array_equal(floyd_steinberg(coffee, palette, 1.0), direct)
-    finally:
-        dither._TABLE_WORK = saved
+    monkeypatch.setattr(dither, "_GRID_WORK", 0)  # force the candidate grid
+    assert np.array_equal(floyd_steinberg(coffee, palette, 1.0), direct)
+
+
+def test_candidate_grid_keeps_every_possible_nearest_entry():
+    from colorquant.dither import candidate_grid
+    from colorquant.remap import nearest_palette_index
+
+    rng = np.random.default_rng(5)
+    palette = rng.integers(0, 256, size=(200, 3)).astype(np.float32)
+    cell_starts, cell_entries = candidate_grid(palette)
+    colors = rng.integers(0, 256, size=(20_000, 3), dtype=np.uint8)
+    nearest = nearest_palette_index(colors, palette.astype(np.uint8))
+    cells = (colors[:, 0] >> 3).astype(int) << 10 | (colors[:, 1] >> 3).astype(int) << 5 | (colors[:, 2] >> 3)
+    for color_cell, entry in zip(cells, nearest):
+        assert entry in cell_entries[cell_starts[color_cell]:cell_starts[color_cell + 1]]
+    assert len(cell_entries) / len(cell_starts) < 40  # far fewer than all 200 per cell
 
 
 def test_dither_is_deterministic_and_keeps_transparency(astronaut):
