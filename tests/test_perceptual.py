@@ -59,7 +59,7 @@ def test_dither_raises_blurred_psnr_and_keeps_the_palette(astronaut):
     assert dithered.metrics.psnr < plain.metrics.psnr
     plain_blurred = blurred_psnr(astronaut, plain.to_array())
     dithered_blurred = blurred_psnr(astronaut, dithered.to_array())
-    assert dithered_blurred > plain_blurred + 1.0  # 33.05 against 30.27 dB when measured
+    assert dithered_blurred > plain_blurred + 1.0  # 32.47 against 30.06 dB when measured
     half = blurred_psnr(astronaut, cq.quantize(astronaut, n_colors=16, dither=0.5).to_array())
     assert plain_blurred < half < dithered_blurred + 0.5
 
