@@ -225,17 +225,22 @@ def main(argv=None) -> int:
     scale = (args.big_megapixels * 1e6 / (big_pixels.shape[0] * big_pixels.shape[1])) ** 0.5
     size = (int(np.ceil(big_pixels.shape[1] * scale)), int(np.ceil(big_pixels.shape[0] * scale)))
     big_path = scratch / "big.png"
-    Image.fromarray(big_pixels).resize(size, Image.Resampling.LANCZOS).save(big_path, compress_level=1)
+    big_image = np.asarray(Image.fromarray(big_pixels).resize(size, Image.Resampling.LANCZOS))
+    Image.fromarray(big_image).save(big_path, compress_level=1)
     big = {"size": f"{size[0]}x{size[1]}", "megapixels": size[0] * size[1] / 1e6}
+
+    def big_psnr(output: Path) -> float | None:
+        return psnr(big_image, decode(output.read_bytes())) if output.exists() else None
+
     for method in ("kmeans", "minibatch", "gmm"):
         output = scratch / f"big-{method}.png"
         seconds, peak, status = run_measured([sys.executable, "-m", "colorquant", "compress", "-q", "-k", "256",
                                               "-m", method, "--force", "--output", str(output), str(big_path)])
-        big[method] = {"seconds": seconds, "peak_mib": peak, "status": status}
+        big[method] = {"seconds": seconds, "peak_mib": peak, "status": status, "psnr": big_psnr(output)}
     if pngquant:
-        seconds, peak, _ = run_measured([pngquant, "--nofs", "--force", "--output", str(scratch / "big-pq.png"),
-                                         "256", str(big_path)])
-        big["pngquant"] = {"seconds": seconds, "peak_mib": peak}
+        output = scratch / "big-pq.png"
+        seconds, peak, _ = run_measured([pngquant, "--nofs", "--force", "--output", str(output), "256", str(big_path)])
+        big["pngquant"] = {"seconds": seconds, "peak_mib": peak, "psnr": big_psnr(output)}
     print(big, file=sys.stderr)
 
     pq = {r["colors"]: r for r in rows if r["tool"] == "pngquant --nofs"}
@@ -253,6 +258,7 @@ def main(argv=None) -> int:
                    f"{b.get('ratio', float('nan')):.2f}x", f"{b['colorquant_peak_mib']:.0f}",
                    f"{b.get('pngquant_peak_mib', float('nan')):.0f}"] for b in batches]
     big_rows = [[name, f"{big[name]['seconds']:.2f}", f"{big[name]['peak_mib']:.0f}",
+                 "" if big[name]["psnr"] is None else f"{big[name]['psnr']:.2f}",
                  f"{big[name]['seconds'] / big['pngquant']['seconds']:.2f}x" if "pngquant" in big else "",
                  f"{big[name]['peak_mib'] / big['pngquant']['peak_mib']:.2f}x" if "pngquant" in big else ""]
                 for name in ("kmeans", "minibatch", "gmm", "pngquant") if name in big]
@@ -271,7 +277,8 @@ def main(argv=None) -> int:
         "",
         f"One {big['size']} photo ({big['megapixels']:.1f} MP) at 256 colours, whole process:",
         "",
-        markdown_table(["tool", "seconds", "peak MiB", "time vs pngquant", "memory vs pngquant"], big_rows),
+        markdown_table(["tool", "seconds", "peak MiB", "PSNR dB", "time vs pngquant", "memory vs pngquant"],
+                       big_rows),
     ])
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "versus-smoke" if args.smoke else "versus"
