@@ -66,7 +66,7 @@ def _kernel():
                     actual[c] = min(255.0, max(0.0, pixels[y, x, c] + error_here[x + 1, c]))
                     # whole levels for the search; the error keeps the fraction
                     wanted[c] = np.floor(actual[c] + 0.5)
-                if use_grid:
+                if use_grid:  # _GRID_CELLS = 32 cells per channel: drop 3 bits of each
                     cell = ((int(wanted[0]) >> 3) << 10) | ((int(wanted[1]) >> 3) << 5) | (int(wanted[2]) >> 3)
                     first, last = cell_starts[cell], cell_starts[cell + 1]
                 else:

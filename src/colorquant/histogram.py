@@ -74,9 +74,9 @@ def _count_rgb(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(codes, return_inverse=True, return_counts=True)`` of (n, 3) uint8 pixels'
     24-bit codes, by counting into a table of all 2^24 codes: linear time instead of a sort
     (the whole histogram of a 24 MP photo with 2.9 million colours in 0.5 s instead of
-    3.7 s), in 64 MiB of table plus an int32 inverse. ``np.bincount`` would count as fast but casts the codes to
-    int64 and returns an int64 table: 300 MiB more at the peak for 24 MP, which is why this
-    is a small numba kernel.
+    3.7 s), in 64 MiB of table plus an int32 inverse. ``np.bincount`` would count as fast
+    but casts the codes to int64 and returns an int64 table: 300 MiB more at the peak for
+    24 MP, which is why this is a small numba kernel.
     """
     global _COUNT_RGB
     if _COUNT_RGB is None:

@@ -58,8 +58,8 @@ def fit_palette(
     centres = model.cluster_centers_.astype(np.float64)
 
     if start.sampled:
-        weights = histogram.counts.astype(np.float64)
-        centres = lloyd_refine(histogram.features, weights, centres, REFINE_STEPS, histogram.color_space)
+        centres = lloyd_refine(histogram.features, start.histogram_weights, centres, REFINE_STEPS,
+                               histogram.color_space)
     return PaletteFit(palette=centres)
 
 
@@ -75,11 +75,12 @@ class _Start:
     def __init__(self, histogram: ColorHistogram, draws: int | None, random_state: int):
         rng = np.random.default_rng(random_state)
         self.sampled = draws is not None
+        self.histogram_weights = histogram.counts.astype(np.float64)  # every colour's, for refining
         if self.sampled:
             indices, self.weights = weighted_sample(histogram, draws, rng)
             points = histogram.features[indices]
         else:
-            points, self.weights = histogram.features, histogram.counts.astype(np.float64)
+            points, self.weights = histogram.features, self.histogram_weights
         self.points = np.ascontiguousarray(points, dtype=np.float32)
         self.seeds = GreedySeeding(self.points, self.weights, rng)
 
