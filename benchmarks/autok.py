@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                         "naive loop seconds", "speed-up"], table_rows),
         "",
         f"Against the naive loop on {len(compared)} images: at most "
-        f"{summary['max_extra_colours_vs_naive']} colours more, at least "
+        f"{summary['max_extra_colours_vs_naive']} colour(s) more, at least "
         f"{summary['min_speedup_vs_naive'] or 0:.0f}x faster. Median search time "
         f"{summary['median_seconds']:.3f} s.",
     ])

@@ -97,6 +97,39 @@ def test_kmeans_seeds_are_a_prefix_and_search_fits_equal_fixed_count_fits(coffee
     assert np.array_equal(found.labels, fixed.labels)
 
 
+def test_swaps_move_a_wasted_centre_to_where_the_error_is():
+    from sklearn.cluster import KMeans
+
+    from colorquant.methods.kmeans import swap_refine
+
+    # Three tight blobs; Lloyd started with two centres in the first blob and one between the
+    # others stays there (a local minimum). One swap frees a centre of the first blob.
+    rng = np.random.default_rng(0)
+    blobs = np.array([[20, 20, 20], [120, 200, 40], [230, 60, 200]], dtype=np.float32)
+    points = np.concatenate([b + rng.normal(0, 3, (300, 3)) for b in blobs]).astype(np.float32)
+    weights = np.ones(len(points))
+    start = np.array([[18, 20, 20], [22, 20, 20], [175, 130, 120]], dtype=np.float32)
+    stuck = KMeans(n_clusters=3, init=start, n_init=1).fit(points, sample_weight=weights)
+    assert stuck.inertia_ > 100 * len(points)
+
+    centres = swap_refine(points, weights, stuck, np.random.default_rng(1), attempts=2)
+    nearest_blob = ((centres[:, None] - blobs[None]) ** 2).sum(-1).argmin(axis=1)
+    assert sorted(nearest_blob.tolist()) == [0, 1, 2]
+
+
+def test_swaps_never_raise_the_error(coffee):
+    from sklearn.cluster import KMeans
+
+    from colorquant.methods.kmeans import swap_refine
+
+    points = coffee.reshape(-1, 3)[::13].astype(np.float32)
+    weights = np.ones(len(points))
+    model = KMeans(n_clusters=12, n_init=1, max_iter=3, random_state=0).fit(points)
+    centres = swap_refine(points, weights, model, np.random.default_rng(0), attempts=3)
+    error = ((points[:, None] - centres[None]) ** 2).sum(-1).min(axis=1).sum()
+    assert error <= model.inertia_ * (1 + 1e-6)
+
+
 def test_counting_histogram_equals_sorting_histogram(coffee, monkeypatch):
     from colorquant import histogram as histogram_module
 

@@ -6,6 +6,12 @@ Photographs can still have hundreds of thousands of them, so above ``MAX_FIT_COL
 fit runs on a pixel-weighted sample, and a few Lloyd steps on the full histogram then move
 the centres to where all the colours pull them.
 
+Lloyd's algorithm stops in a local minimum that depends on its start: scikit-learn's own
+fits of one photo at one count differ by about 0.1 dB between random states. After Lloyd, a
+couple of *swaps* move one centre from where it is least needed to where the error is largest
+(the targeted form of Fränti's random-swap clustering) and are kept only if they lower the
+error; on CQ100 that gains 0.04 dB at 16 colours and saves colours in the auto-K search.
+
 The points fitted on and the k-means++ seeds depend on the colour count only through a
 coarse size tier (16k, 32k or 64k sample draws), and the seeds are grown one at a time, so
 the first ``k`` seeds are the same whether ``k`` or 256 are asked for. The auto-K search,
@@ -38,6 +44,14 @@ SAMPLE_DRAWS_PER_COLOR = 1024
 MIN_SAMPLE_DRAWS, MAX_SAMPLE_DRAWS = 16384, 65536
 # Full-histogram Lloyd steps after a sampled fit (the final remap is one more assignment).
 REFINE_STEPS = 2
+# Lloyd's iterations from the seeds: the last of scikit-learn's default 300 move the centres
+# by hundredths of a level, and the swaps and full-histogram steps that follow go on from
+# wherever it stops (measured on CQ100 at 16/64/256 colours: no loss of PSNR at 20, and 15%
+# less time at 256 colours).
+LLOYD_MAX_ITER = 20
+# Swaps tried after Lloyd, and the Lloyd iterations that settle each before it is judged.
+SWAP_ATTEMPTS = 2
+SWAP_LLOYD_ITER = 5
 
 # histogram -> {(draws, random_state): _Start}; dropped with the histogram.
 _STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -50,12 +64,16 @@ def fit_palette(
     start = _start_for(histogram, n_colors, random_state)
     seeds = start.seeds.first(n_colors)
 
-    model = KMeans(n_clusters=len(seeds), init=seeds, n_init=1, random_state=random_state)
     with warnings.catch_warnings():
         # Fewer distinct points than clusters only means some centres coincide; we dedupe.
         warnings.simplefilter("ignore")
+        model = KMeans(n_clusters=len(seeds), init=seeds, n_init=1, max_iter=LLOYD_MAX_ITER)
         model.fit(start.points, sample_weight=start.weights)
-    centres = model.cluster_centers_.astype(np.float64)
+        # Seeded by the fit (not by the search's path), so a count gets the same palette
+        # whether it is asked for or tried by the search.
+        rng = np.random.default_rng([random_state, n_colors])
+        centres = swap_refine(start.points, start.weights, model, rng, SWAP_ATTEMPTS)
+    centres = centres.astype(np.float64)
 
     if start.sampled:
         centres = lloyd_refine(histogram.features, start.histogram_weights, centres, REFINE_STEPS,
@@ -144,6 +162,54 @@ class GreedySeeding:
         self.closest = trial_closest[best]
         self.centres.append(self.points[candidates[best]])
         return True
+
+
+def swap_refine(
+    points: np.ndarray, weights: np.ndarray, model: KMeans, rng: np.random.Generator, attempts: int
+) -> np.ndarray:
+    """Centres of a fitted ``model`` after up to ``attempts`` swaps that each lowered its error.
+
+    A swap merges the two clusters whose merge adds the least error (Ward's cost
+    ``w_i w_j / (w_i + w_j) |c_i - c_j|^2``; an empty cluster costs nothing to merge) and puts
+    the freed centre at a point of the cluster with the largest squared error, drawn with
+    probability proportional to weight x squared distance (k-means++ within that cluster).
+    A few Lloyd iterations settle the swap; it is kept only if the weighted error fell.
+    """
+    centres, labels, inertia = model.cluster_centers_, model.labels_, model.inertia_
+    n_clusters = len(centres)
+    if n_clusters < 3:
+        return centres
+    for _ in range(attempts):
+        squared_error = np.einsum("nc,nc->n", points - centres[labels], points - centres[labels])
+        cluster_error = np.bincount(labels, weights * squared_error, n_clusters)
+        cluster_weight = np.bincount(labels, weights, n_clusters)
+
+        gaps = centres.astype(np.float64)
+        gaps = np.einsum("ijc,ijc->ij", gaps[:, None] - gaps[None], gaps[:, None] - gaps[None])
+        pair_weight = cluster_weight[:, None] + cluster_weight[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            merge_cost = np.where(pair_weight > 0,
+                                  cluster_weight[:, None] * cluster_weight[None, :] / pair_weight, 0.0) * gaps
+        np.fill_diagonal(merge_cost, np.inf)
+        kept, freed = np.unravel_index(np.argmin(merge_cost), merge_cost.shape)
+        worst = next(int(c) for c in np.argsort(-cluster_error, kind="stable") if c not in (kept, freed))
+
+        members = np.flatnonzero(labels == worst)
+        potential = np.cumsum(weights[members] * squared_error[members])
+        if len(members) == 0 or potential[-1] <= 0:
+            break  # no error left to split off: every cluster is a single colour
+        new_centre = points[members[min(np.searchsorted(potential, rng.random() * potential[-1]),
+                                        len(members) - 1)]]
+        trial = centres.copy()
+        if pair_weight[kept, freed] > 0:
+            trial[kept] = (cluster_weight[kept] * centres[kept] + cluster_weight[freed] * centres[freed]
+                           ) / pair_weight[kept, freed]
+        trial[freed] = new_centre
+        settled = KMeans(n_clusters=n_clusters, init=trial, n_init=1, max_iter=SWAP_LLOYD_ITER)
+        settled.fit(points, sample_weight=weights)
+        if settled.inertia_ < inertia:
+            centres, labels, inertia = settled.cluster_centers_, settled.labels_, settled.inertia_
+    return centres
 
 
 def lloyd_refine(
