@@ -130,13 +130,16 @@ def test_swaps_never_raise_the_error(coffee):
     assert error <= model.inertia_ * (1 + 1e-6)
 
 
-def test_counting_histogram_equals_sorting_histogram(coffee, monkeypatch):
-    from colorquant import histogram as histogram_module
-
-    pixels = coffee.reshape(-1, 3)
-    sorted_version = color_histogram(pixels)
-    monkeypatch.setattr(histogram_module, "_COUNTING_MIN_PIXELS", 1)
-    counted = color_histogram(pixels)
-    assert counted.inverse.dtype == np.int32
-    for field in ("colors", "counts", "inverse", "features"):
-        assert np.array_equal(getattr(counted, field), getattr(sorted_version, field)), field
+def test_histogram_equals_numpy_unique_for_every_channel_count(coffee):
+    rng = np.random.default_rng(5)
+    cases = [coffee.reshape(-1, 3),  # a photo: tens of thousands of colours
+             np.concatenate([coffee.reshape(-1, 3), rng.integers(0, 256, (coffee.shape[0] * coffee.shape[1], 1), np.uint8)], axis=1),
+             rng.integers(0, 256, (3000, 1), np.uint8), rng.integers(0, 4, (3000, 2), np.uint8),
+             np.zeros((1, 3), np.uint8)]
+    for pixels in cases:
+        histogram = color_histogram(np.ascontiguousarray(pixels))
+        colors, inverse, counts = np.unique(pixels, axis=0, return_inverse=True, return_counts=True)
+        assert histogram.inverse.dtype == np.int32
+        assert np.array_equal(histogram.colors, colors)
+        assert np.array_equal(histogram.counts, counts)
+        assert np.array_equal(histogram.inverse, inverse.reshape(-1))
