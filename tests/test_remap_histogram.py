@@ -143,3 +143,15 @@ def test_histogram_equals_numpy_unique_for_every_channel_count(coffee):
         assert np.array_equal(histogram.colors, colors)
         assert np.array_equal(histogram.counts, counts)
         assert np.array_equal(histogram.inverse, inverse.reshape(-1))
+
+def test_kmeans_seeds_enough_colours_when_one_colour_covers_nearly_every_pixel():
+    # 9,000 single-pixel colours on a flat 1 MP background: the 8,192-draw seeding sample
+    # lands on about 75 of them, too few for 256 seeds; the fit's own bigger sample has more.
+    rng = np.random.default_rng(2)
+    pixels = np.full((1000 * 1000, 3), 128, dtype=np.uint8)
+    rare = rng.choice(np.arange(1 << 24), size=9000, replace=False)
+    rare = rare[rare != 0x808080]
+    positions = rng.choice(len(pixels), size=len(rare), replace=False)
+    pixels[positions] = np.stack([(rare >> 16) & 255, (rare >> 8) & 255, rare & 255], axis=1)
+    result = cq.quantize(pixels.reshape(1000, 1000, 3), n_colors=256)
+    assert result.n_colors > 200
