@@ -8,6 +8,7 @@ labels to every pixel. The auto-K search calls ``fit`` many times on one prepare
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +32,16 @@ def single_threaded_blas():
     taking the cores that scikit-learn's OpenMP Lloyd loop needs next: a K-Means fit at 46
     colours took 0.14 s with them and 0.04 s without (chelsea, 2 cores).
     """
-    from threadpoolctl import threadpool_limits
+    return _threadpool_controller().limit(limits=1, user_api="blas")
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+@functools.cache
+def _threadpool_controller():
+    # Finding the loaded thread pools reads /proc/self/maps: 1.2 ms, as long as quantizing a
+    # thumbnail, so it is done once. BLAS is numpy's, loaded before this can run.
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @dataclass(frozen=True, eq=False)
