@@ -123,6 +123,8 @@ class _Start:
 
 
 def _seeding_for(histogram: ColorHistogram, random_state: int) -> GreedySeeding:
+    """The histogram's k-means++ seeds, shared by every count: grown on ``SEED_DRAWS``
+    pixel-weighted draws, or on every colour when there are no more than that."""
     starts = _STARTS.setdefault(histogram, {})
     if random_state not in starts:
         rng = np.random.default_rng(random_state)
