@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import platform
@@ -13,6 +14,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMAGES = HERE.parent.parent / "shared" / "cq100"
 RESULTS = HERE / "results"
+
+
+def benchmark_parser(description: str, smoke_help: str | None = None) -> argparse.ArgumentParser:
+    """The options every benchmark has: --images DIR, --smoke (what CI runs), --out DIR."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--smoke", action="store_true", help=smoke_help)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
 
 
 def find_images(folder: Path, limit: int | None = None) -> list[Path]:

@@ -12,14 +12,13 @@ it takes minutes per image beyond that. colorquant's seconds include the whole s
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_IMAGES, RESULTS, Timer, find_images, load_rgb, machine,  # noqa: E402
+from _common import (benchmark_parser, Timer, find_images, load_rgb, machine,  # noqa: E402
                      markdown_table, write_results)
 
 import colorquant as cq  # noqa: E402
@@ -44,15 +43,12 @@ def naive_loop(pixels: np.ndarray, target_psnr: float, max_k: int) -> tuple[int 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--no-skimage", action="store_true", help="leave out scikit-image's photos")
     parser.add_argument("--target-psnr", type=float, default=35.0)
     parser.add_argument("--method", default="kmeans")
     parser.add_argument("--naive-images", type=int, default=5)
     parser.add_argument("--naive-max-k", type=int, default=100)
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     named = [(p.stem, load_rgb(p)) for p in find_images(args.images, 2 if args.smoke else None)]

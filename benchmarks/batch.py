@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_IMAGES, RESULTS, Timer, machine, markdown_table, write_results  # noqa: E402
+from _common import benchmark_parser, Timer, machine, markdown_table, write_results  # noqa: E402
 
 _RUNNER = """
 import json, sys
@@ -84,11 +83,8 @@ def make_small_images(folder: Path, count: int) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--small-counts", default="1000,10000")
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.small_counts.split(",")]
     if args.smoke:

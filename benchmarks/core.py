@@ -15,7 +15,6 @@ Measures, per image (768x512 CQ100 photographs by default):
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 import warnings
@@ -24,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_IMAGES, RESULTS, Timer, find_images, load_rgb, machine,  # noqa: E402
+from _common import (benchmark_parser, Timer, find_images, load_rgb, machine,  # noqa: E402
                      markdown_table, psnr, write_results)
 
 import colorquant as cq  # noqa: E402
-from colorquant.remap import nearest_palette_index  # noqa: E402
 
 
 def naive_kmeans(pixels: np.ndarray, n_colors: int) -> tuple[float, float]:
@@ -78,12 +76,9 @@ def flat_images() -> list[np.ndarray]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser = benchmark_parser(__doc__, "2 images, 1 naive GMM on a crop")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument("--naive-gmm-images", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="2 images, 1 naive GMM on a crop")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.limit, args.naive_gmm_images = 2, 1

@@ -11,14 +11,13 @@ by Lanczos) at 256 colours: quantization seconds against dithering seconds.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_IMAGES, RESULTS, Timer, find_images, load_rgb, machine,  # noqa: E402
+from _common import (benchmark_parser, Timer, find_images, load_rgb, machine,  # noqa: E402
                      markdown_table, write_results)
 
 import colorquant as cq  # noqa: E402
@@ -35,13 +34,10 @@ def upscaled(pixels: np.ndarray, megapixels: float) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--colors", type=int, default=16)
     parser.add_argument("--big-megapixels", type=float, default=24.0)
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     paths = find_images(args.images, 2 if args.smoke else args.limit)
     images = [load_rgb(p) for p in paths]

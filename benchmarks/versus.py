@@ -25,9 +25,7 @@ per pixel.
 
 from __future__ import annotations
 
-import argparse
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_IMAGES, RESULTS, Timer, find_images, load_rgb, machine, markdown_table, psnr  # noqa: E402
+from _common import benchmark_parser, Timer, find_images, load_rgb, machine, markdown_table, psnr  # noqa: E402
 
 import colorquant as cq  # noqa: E402
 from colorquant.metrics import ssim  # noqa: E402
@@ -124,14 +122,11 @@ def tool_pillow(method_name):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--colors", default="16,64,256")
     parser.add_argument("--naive-images", type=int, default=3)
     parser.add_argument("--big-megapixels", type=float, default=24.0)
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.colors.split(",")]
     paths = find_images(args.images, 2 if args.smoke else args.limit)
