@@ -63,9 +63,24 @@ LLOYD_MAX_ITER = 20
 SWAP_ATTEMPTS = 3
 SWAP_LLOYD_ITER = 5
 
-# histogram -> {(draws, random_state): _Start, random_state: GreedySeeding}; dropped with
-# the histogram.
-_STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+class _Shared:
+    """What fits of one histogram share (the auto-K search fits it at many counts)."""
+
+    def __init__(self, histogram: ColorHistogram):
+        self.weights = histogram.counts.astype(np.float64)  # every colour's pixel count
+        self.seedings: dict[int, GreedySeeding] = {}  # by random_state
+        self.starts: dict[tuple[int | None, int], _Start] = {}  # by (draws, random_state)
+
+
+# histogram -> _Shared; dropped with the histogram.
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _shared(histogram: ColorHistogram) -> _Shared:
+    if histogram not in _SHARED:
+        _SHARED[histogram] = _Shared(histogram)
+    return _SHARED[histogram]
 
 
 def fit_palette(
@@ -91,7 +106,7 @@ def fit_palette(
     centres = centres.astype(np.float64)
 
     if start.sampled:
-        centres = lloyd_refine(histogram.features, start.histogram_weights, centres, REFINE_STEPS,
+        centres = lloyd_refine(histogram.features, _shared(histogram).weights, centres, REFINE_STEPS,
                                histogram.color_space)
     return PaletteFit(palette=centres)
 
@@ -108,12 +123,11 @@ class _Start:
     def __init__(self, histogram: ColorHistogram, draws: int | None, random_state: int):
         self.rng = np.random.default_rng([random_state, draws or 0])
         self.sampled = draws is not None
-        self.histogram_weights = histogram.counts.astype(np.float64)  # every colour's, for refining
         if self.sampled:
             indices, self.weights = weighted_sample(histogram, draws, self.rng)
             points = histogram.features[indices]
         else:
-            points, self.weights = histogram.features, self.histogram_weights
+            points, self.weights = histogram.features, _shared(histogram).weights
         self.points = np.ascontiguousarray(points, dtype=np.float32)
 
     @functools.cached_property
@@ -125,21 +139,21 @@ class _Start:
 def _seeding_for(histogram: ColorHistogram, random_state: int) -> GreedySeeding:
     """The histogram's k-means++ seeds, shared by every count: grown on ``SEED_DRAWS``
     pixel-weighted draws, or on every colour when there are no more than that."""
-    starts = _STARTS.setdefault(histogram, {})
-    if random_state not in starts:
+    seedings = _shared(histogram).seedings
+    if random_state not in seedings:
         rng = np.random.default_rng(random_state)
         if histogram.n_distinct > SEED_DRAWS:
             indices, weights = weighted_sample(histogram, SEED_DRAWS, rng)
             points = histogram.features[indices]
         else:
-            points, weights = histogram.features, histogram.counts.astype(np.float64)
-        starts[random_state] = GreedySeeding(np.ascontiguousarray(points, dtype=np.float32), weights, rng)
-    return starts[random_state]
+            points, weights = histogram.features, _shared(histogram).weights
+        seedings[random_state] = GreedySeeding(np.ascontiguousarray(points, dtype=np.float32), weights, rng)
+    return seedings[random_state]
 
 
 def _start_for(histogram: ColorHistogram, n_colors: int, random_state: int) -> _Start:
     draws = sample_draws(n_colors) if histogram.n_distinct > MAX_FIT_COLORS else None
-    starts = _STARTS.setdefault(histogram, {})
+    starts = _shared(histogram).starts
     key = (draws, random_state)
     if key not in starts:
         starts[key] = _Start(histogram, draws, random_state)
