@@ -57,6 +57,19 @@ def test_banded_ssim_equals_whole_image_ssim(coffee, monkeypatch):
     assert abs(metrics.ssim(coffee, quantized) - whole) < 1e-6
 
 
+def test_ssim_does_not_depend_on_the_number_of_threads(coffee, monkeypatch):
+    import colorquant.metrics as metrics
+
+    quantized = coffee // 24 * 24
+    monkeypatch.setattr(metrics, "_SSIM_BAND_PIXELS", 20000)  # about 33 bands
+    figures = {}
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        assert metrics.thread_count() == int(threads)
+        figures[threads] = metrics.ssim(coffee, quantized)
+    assert figures["1"] == figures["2"] == figures["3"]
+
+
 def test_mse_is_exact_in_bands(coffee, monkeypatch):
     import colorquant.metrics as metrics
 

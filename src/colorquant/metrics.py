@@ -76,8 +76,9 @@ def psnr_from_mse(mean_squared_error: float) -> float:
     return 10.0 * math.log10(_DATA_RANGE**2 / mean_squared_error)
 
 
-# Pixels per band of the banded SSIM: scikit-image's temporaries stay near 25 MB, and bands
-# this size are faster than bigger ones (24 MP photo: 2.9 s against 3.6 s at 1M pixels).
+# Pixels per band of the banded SSIM: scikit-image's temporaries stay near 25 MB per band in
+# flight, and bands this size are faster than bigger ones (24 MP photo: 2.9 s against 3.6 s at
+# 1M pixels on one thread).
 _SSIM_BAND_PIXELS = 1 << 18
 
 
@@ -89,9 +90,11 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float | None:
     leaves out half a window at every border, and so does the sum here. The result equals
     the whole-image call (to float32 rounding) with bounded memory: on a 24 MP photo one call
     holds about 2 GB of temporaries.
-    """
-    from skimage.metrics import structural_similarity
 
+    Bands run on as many threads as :func:`thread_count` allows (scipy's filters release the
+    GIL: 1.8 s instead of 3.9 s for 24 MP on 2 cores); their sums are added in band order,
+    so the figure does not depend on the number of threads.
+    """
     height, width = reference.shape[:2]
     smallest_side = min(height, width)
     if smallest_side < 3:
@@ -99,20 +102,58 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float | None:
     window = min(7, smallest_side if smallest_side % 2 else smallest_side - 1)
     pad = (window - 1) // 2
     band_rows = max(window, _SSIM_BAND_PIXELS // max(1, width))
+    # rows [start, stop) of each band are scored; its slice adds the pad rows their windows need
+    bands = [(start, min(start + band_rows, height - pad)) for start in range(pad, height - pad, band_rows)]
+
+    def band_sum(band: tuple[int, int]) -> tuple[float, int]:
+        return _ssim_band_sum(reference, test, band, window)
+
+    threads = min(thread_count(), len(bands))
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            sums = list(pool.map(band_sum, bands))
+    else:
+        sums = [band_sum(band) for band in bands]
+    total = sum(band_total for band_total, _ in sums)
+    return total / sum(count for _, count in sums)
+
+
+def _ssim_band_sum(reference: np.ndarray, test: np.ndarray, band: tuple[int, int], window: int) -> tuple[float, int]:
+    """Sum and number of the SSIM values of rows [start, stop), over every channel."""
+    from skimage.metrics import structural_similarity
+
+    start, stop = band
+    pad = (window - 1) // 2
+    width = reference.shape[1]
+    top, bottom = start - pad, stop + pad
     channels = reference.shape[2] if reference.ndim == 3 else 1
     total, count = 0.0, 0
-    for start in range(pad, height - pad, band_rows):
-        stop = min(start + band_rows, height - pad)
-        # rows [start, stop) are scored; the slice adds the pad rows their windows need
-        top, bottom = start - pad, stop + pad
-        for channel in range(channels):
-            a = (reference[top:bottom, :, channel] if channels > 1 else reference[top:bottom]).astype(np.float32)
-            b = (test[top:bottom, :, channel] if channels > 1 else test[top:bottom]).astype(np.float32)
-            _, ssim_map = structural_similarity(a, b, data_range=_DATA_RANGE, win_size=window, full=True)
-            scored = ssim_map[pad : pad + (stop - start), pad : width - pad]
-            total += float(scored.sum(dtype=np.float64))
-            count += scored.size
-    return total / count
+    for channel in range(channels):
+        a = (reference[top:bottom, :, channel] if channels > 1 else reference[top:bottom]).astype(np.float32)
+        b = (test[top:bottom, :, channel] if channels > 1 else test[top:bottom]).astype(np.float32)
+        _, ssim_map = structural_similarity(a, b, data_range=_DATA_RANGE, win_size=window, full=True)
+        scored = ssim_map[pad : pad + (stop - start), pad : width - pad]
+        total += float(scored.sum(dtype=np.float64))
+        count += scored.size
+    return total, count
+
+
+def thread_count() -> int:
+    """Threads the measuring may use: ``OMP_NUM_THREADS`` when set (batch workers set it to 1,
+    one worker per core, like every other thread pool in the process), else the CPUs this
+    process may run on."""
+    import os
+
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def mean_ciede2000(reference: np.ndarray, test: np.ndarray) -> float:
