@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import colorquant as cq
 
@@ -11,7 +12,10 @@ from colorquant.metrics import histogram_mse, mse
 from colorquant.remap import nearest_palette_index
 
 
-def test_nearest_palette_index_matches_brute_force():
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_nearest_palette_index_matches_brute_force(threads, monkeypatch):
+    # 50,000 colours are 7 chunks: on 2 or 3 threads the parts are uneven
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
     rng = np.random.default_rng(7)
     colors = rng.integers(0, 256, size=(50_000, 3), dtype=np.uint8)
     palette = rng.integers(0, 256, size=(256, 3), dtype=np.uint8)
@@ -25,6 +29,7 @@ def test_nearest_palette_index_handles_rgba():
     colors = np.array([[10, 10, 10, 0], [10, 10, 10, 255]], dtype=np.uint8)
     palette = np.array([[10, 10, 10, 255], [10, 10, 10, 0]], dtype=np.uint8)
     assert nearest_palette_index(colors, palette).tolist() == [1, 0]
+    assert len(nearest_palette_index(colors[:0], palette)) == 0
 
 
 def test_color_histogram_counts_and_inverse(coffee):
@@ -59,13 +64,14 @@ def test_banded_ssim_equals_whole_image_ssim(coffee, monkeypatch):
 
 def test_ssim_does_not_depend_on_the_number_of_threads(coffee, monkeypatch):
     import colorquant.metrics as metrics
+    from colorquant.threads import thread_count
 
     quantized = coffee // 24 * 24
     monkeypatch.setattr(metrics, "_SSIM_BAND_PIXELS", 20000)  # about 33 bands
     figures = {}
     for threads in ("1", "2", "3"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        assert metrics.thread_count() == int(threads)
+        assert thread_count() == int(threads)
         figures[threads] = metrics.ssim(coffee, quantized)
     assert figures["1"] == figures["2"] == figures["3"]
 

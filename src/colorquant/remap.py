@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .threads import map_in_threads, thread_count
+
 __all__ = ["nearest_palette_index", "palette_means"]
 
-# Rows of colours per chunk: chunk x palette float32 distances stay near 16 MiB at 256 colours.
-_CHUNK_ROWS = 16384
+# Rows of colours per chunk: chunk x palette float32 distances stay near 8 MiB per thread at
+# 256 colours.
+_CHUNK_ROWS = 8192
 
 
 def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -33,13 +36,34 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray
     # the palette a row of |p|^2. (|c|^2 is the same for every entry of a row, so it does not
     # change the argmin.) No temporaries of chunk x palette beyond the product itself.
     palette_terms = np.vstack([-2.0 * palette_f.T, np.einsum("kc,kc->k", palette_f, palette_f)[None, :]])
-    chunk = np.ones((min(_CHUNK_ROWS, len(colors)), n_channels + 1), dtype=np.float32)
     labels = np.empty(len(colors), dtype=np.uint8)
-    for start in range(0, len(colors), _CHUNK_ROWS):
-        rows = min(_CHUNK_ROWS, len(colors) - start)
-        chunk[:rows, :n_channels] = colors[start : start + rows]
-        distances = chunk[:rows] @ palette_terms
-        labels[start : start + rows] = np.argmin(distances, axis=1)
+    if len(colors) == 0:
+        return labels
+
+    # One contiguous part of the colours per thread (the product and argmin release the
+    # GIL): a 24 MP photo's 2.9 million colours took 0.49 s per remap on one thread, 0.29 s
+    # on two.
+    n_chunks = -(-len(colors) // _CHUNK_ROWS)
+    step = -(-n_chunks // min(thread_count(), max(1, n_chunks))) * _CHUNK_ROWS
+    parts = [range(start, min(start + step, len(colors))) for start in range(0, len(colors), step)]
+    rows = min(_CHUNK_ROWS, len(colors))
+    # Every buffer is made here, on the calling thread, and reused chunk after chunk: products
+    # allocated on the worker threads left 30 MB more resident at 24 MP (glibc keeps freed
+    # memory in per-thread arenas).
+    buffers = [(np.ones((rows, n_channels + 1), dtype=np.float32),
+                np.empty((rows, len(palette)), dtype=np.float32),
+                np.empty(rows, dtype=np.intp)) for _ in parts]
+
+    def label_part(part_and_buffers) -> None:
+        part, (chunk, distances, nearest) = part_and_buffers
+        for start in range(part.start, part.stop, _CHUNK_ROWS):
+            n = min(_CHUNK_ROWS, part.stop - start)
+            chunk[:n, :n_channels] = colors[start : start + n]
+            np.matmul(chunk[:n], palette_terms, out=distances[:n])
+            np.argmin(distances[:n], axis=1, out=nearest[:n])
+            labels[start : start + n] = nearest[:n]
+
+    map_in_threads(label_part, zip(parts, buffers))
     return labels
 
 
