@@ -56,17 +56,18 @@ _MSE_CHUNK = 1 << 20
 
 
 def mse(reference: np.ndarray, test: np.ndarray) -> float:
-    """Mean squared error over all pixels and channels.
+    """Mean squared error over all pixels and channels, exactly.
 
-    Summed exactly in int64, a band of rows at a time: whole-image float64 copies of a
-    24 MP photo would take 0.6 GB each.
+    A band of rows at a time (whole-image float64 copies of a 24 MP photo would take 0.6 GB
+    each): the differences fit in int16 and each band's sum of squares, below 2**53, is exact
+    in a float64 dot product, which BLAS does 3x faster than numpy's int64 one.
     """
     rows_per_chunk = max(1, _MSE_CHUNK // max(1, reference[0].size))
     total = 0
     for start in range(0, len(reference), rows_per_chunk):
-        difference = (reference[start : start + rows_per_chunk].astype(np.int64)
-                      - test[start : start + rows_per_chunk].astype(np.int64))
-        flat = difference.reshape(-1)
+        difference = (reference[start : start + rows_per_chunk].astype(np.int16)
+                      - test[start : start + rows_per_chunk].astype(np.int16))
+        flat = difference.reshape(-1).astype(np.float64)
         total += int(flat @ flat)
     return total / reference.size
 
