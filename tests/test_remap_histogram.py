@@ -14,8 +14,11 @@ from colorquant.remap import nearest_palette_index
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_nearest_palette_index_matches_brute_force(threads, monkeypatch):
+    import colorquant.remap
+
     # 50,000 colours are 7 chunks: on 2 or 3 threads the parts are uneven
     monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    monkeypatch.setattr(colorquant.remap, "_MIN_PAIRS_PER_THREAD", 1)  # threads even for this size
     rng = np.random.default_rng(7)
     colors = rng.integers(0, 256, size=(50_000, 3), dtype=np.uint8)
     palette = rng.integers(0, 256, size=(256, 3), dtype=np.uint8)

@@ -19,6 +19,11 @@ __all__ = ["nearest_palette_index", "palette_means"]
 # Rows of colours per chunk: chunk x palette float32 distances stay near 8 MiB per thread at
 # 256 colours.
 _CHUNK_ROWS = 8192
+# Colour-entry pairs below which a second thread does not pay. Measured right after a
+# scikit-learn fit (its OpenMP threads still spinning on the cores), 230k colours on 2 cores:
+# 16 entries (4M pairs) 10.1 ms on one thread, 11.2 ms on two; 64 entries (15M) 17.2 and
+# 16.1 ms; 256 entries (59M) 39.2 and 28.5 ms.
+_MIN_PAIRS_PER_THREAD = 1 << 24
 
 
 def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -42,9 +47,10 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray
 
     # One contiguous part of the colours per thread (the product and argmin release the
     # GIL): a 24 MP photo's 2.9 million colours took 0.49 s per remap on one thread, 0.29 s
-    # on two.
+    # on two. Small remaps stay on one thread (see _MIN_PAIRS_PER_THREAD).
     n_chunks = -(-len(colors) // _CHUNK_ROWS)
-    step = -(-n_chunks // min(thread_count(), max(1, n_chunks))) * _CHUNK_ROWS
+    worth_threads = max(1, len(colors) * len(palette) // _MIN_PAIRS_PER_THREAD)
+    step = -(-n_chunks // min(thread_count(), worth_threads, n_chunks)) * _CHUNK_ROWS
     parts = [range(start, min(start + step, len(colors))) for start in range(0, len(colors), step)]
     rows = min(_CHUNK_ROWS, len(colors))
     # Every buffer is made here, on the calling thread, and reused chunk after chunk: products
