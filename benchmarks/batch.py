@@ -61,13 +61,16 @@ def steady_rate(output: Path) -> float:
 
 def manifest_overhead(folder: Path, n_rows: int) -> float:
     from colorquant.manifest import Manifest
+    from colorquant.outcome import Outcome
 
     with Manifest(folder / "overhead.sqlite") as manifest, Timer() as timer:
         for index in range(n_rows):
-            manifest.record(f"folder/image{index:06d}.png", status="done", settings_hash="0123456789abcdef",
-                            size=123456, mtime_ns=time.time_ns(), content_hash="0" * 32,
-                            output_path=f"folder/image{index:06d}-kmeans-k16.png", colors=16, psnr=30.0,
-                            ssim=0.9, bytes_in=123456, bytes_out=23456, seconds=0.1)
+            outcome = Outcome(
+                f"folder/image{index:06d}.png", "done", output=f"folder/image{index:06d}-kmeans-k16.png",
+                method="kmeans", colors=16, metrics={"mse": 65.0, "psnr": 30.0, "ssim": 0.9},
+                bytes_in=123456, bytes_out=23456, bpp=1.0, seconds=0.1, input_size=123456,
+                input_mtime_ns=time.time_ns(), input_hash="0" * 32, output_hash="1" * 32)
+            manifest.record(outcome, settings_hash="0123456789abcdef")
     return 1000.0 * timer.seconds / n_rows
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from PIL import Image
 
 from colorquant.cli import main
 
+# The methods colorquant ships (a test may register more).
 METHODS = ("kmeans", "minibatch", "gmm")
 
 
@@ -84,3 +87,46 @@ def run_cli(capsys):
 
 def files_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
+
+
+@pytest.fixture
+def fourth_method():
+    """A fourth method (Pillow's median cut, defined in test_methods.py) registered for one
+    test: every front end must offer it with no other file touched."""
+    from colorquant.methods import METHODS, register_method
+
+    from .test_methods import FOURTH
+
+    register_method(FOURTH)
+    yield FOURTH
+    del METHODS[FOURTH.name]
+
+
+def assert_one_line_error(result, status, *fragments):
+    """The CLI's promise for a user's mistake: the status, one 'colorquant:' line on stderr
+    naming what went wrong, no traceback."""
+    assert result.status == status, result
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("colorquant: ")
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (struct.pack(">I", len(payload)) + kind + payload
+            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+
+def png_claiming(width: int, height: int, idat_bytes: int = 300_000) -> bytes:
+    """A PNG whose header claims width x height RGB pixels, with a few hundred kB of
+    compressed zero rows: a decompression bomb if anything decoded it."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (1 + 3 * width)
+    data = b""
+    while len(data) < idat_bytes:
+        data += compressor.compress(row * 64)
+    data += compressor.flush(zlib.Z_SYNC_FLUSH)
+    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")

@@ -161,7 +161,7 @@ def test_kmeans_labels_are_exactly_nearest(coffee):
         ({"method": "dbscan"}, "method must be one of kmeans, minibatch, gmm; got 'dbscan'"),
         ({"method": "gmm", "covariance_type": "round"}, "covariance_type must be one of"),
         ({"method": "kmeans", "covariance_type": "full"}, "unexpected options"),
-        ({"random_state": -1}, "random_state must be a non-negative int"),
+        ({"random_state": -1}, "random_state must be an int in [0, 4294967295]; got -1"),
     ],
 )
 def test_quantize_rejects_bad_parameters(coffee, options, fragment):

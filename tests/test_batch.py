@@ -4,6 +4,7 @@ failures recorded, links and concurrent runs refused, and the Dask path on a Loc
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sqlite3
@@ -16,9 +17,9 @@ import numpy as np
 from PIL import Image
 
 from colorquant.batch import LOCK_NAME, settings_hash
-from colorquant.compress import CompressSettings
+from colorquant.settings import Settings
 
-from .test_cli import assert_one_line_error
+from .conftest import assert_one_line_error
 
 
 def make_tree(root: Path, coffee: np.ndarray, n_images: int = 4) -> Path:
@@ -36,9 +37,13 @@ def make_tree(root: Path, coffee: np.ndarray, n_images: int = 4) -> Path:
 
 
 def manifest_rows(output: Path) -> dict:
+    """The manifest's rows by input, its figures unpacked from JSON into the row."""
     with sqlite3.connect(output / "colorquant.sqlite") as db:
         db.row_factory = sqlite3.Row
-        return {row["relpath"]: dict(row) for row in db.execute("SELECT * FROM files")}
+        rows = {row["input"]: dict(row) for row in db.execute("SELECT * FROM files")}
+    for row in rows.values():
+        row.update(json.loads(row.pop("metrics")))
+    return rows
 
 
 def snapshot(folder: Path) -> dict:
@@ -54,14 +59,14 @@ def test_batch_mirrors_tree_and_fills_manifest(run_cli, tmp_path, coffee):
                                         "trip/img001-kmeans-k8.png", "trip/img003-kmeans-k8.png"]
     rows = manifest_rows(output)
     assert sorted(rows) == ["img000.png", "img002.png", "trip/img001.png", "trip/img003.png"]
-    expected_hash = settings_hash(CompressSettings(n_colors=8, overwrite=True))
+    expected_hash = settings_hash(Settings(n_colors=8))
     for relpath, row in rows.items():
         stat = (source / relpath).stat()
         assert row["status"] == "done" and row["error"] is None and row["attempts"] == 1
-        assert row["size"] == stat.st_size == row["bytes_in"]
-        assert row["mtime_ns"] == stat.st_mtime_ns
-        assert len(row["content_hash"]) == 32 and row["settings_hash"] == expected_hash
-        written = output / row["output_path"]
+        assert row["input_size"] == stat.st_size == row["bytes_in"]
+        assert row["input_mtime_ns"] == stat.st_mtime_ns
+        assert len(row["input_hash"]) == 32 and row["settings_hash"] == expected_hash
+        written = output / row["output"]
         assert row["bytes_out"] == written.stat().st_size
         assert Image.open(written).mode == "P" and row["colors"] == 8
         assert 20 < row["psnr"] < 50 and 0 < row["ssim"] <= 1 and row["seconds"] > 0
@@ -109,7 +114,8 @@ def test_batch_records_failures_and_continues(run_cli, tmp_path, coffee):
     Image.fromarray(coffee[:40, :40]).save(source / "fixed.png")
     (source / "broken.png").unlink()
     (source / "broken.png").write_bytes((source / "img000.png").read_bytes())
-    os.utime(source / "broken.png", ns=(rows["broken.png"]["mtime_ns"] or 0, rows["broken.png"]["mtime_ns"] or 0))
+    os.utime(source / "broken.png", ns=(rows["broken.png"]["input_mtime_ns"] or 0,
+                                        rows["broken.png"]["input_mtime_ns"] or 0))
     retried = run_cli("batch", source, "-o", output, "--retry-failed")
     assert retried.status == 0, retried
     assert manifest_rows(output)["broken.png"]["status"] == "done"
@@ -119,7 +125,7 @@ def test_batch_records_failures_and_continues(run_cli, tmp_path, coffee):
     assert status.status == 0 and "failed    0" in status.out
     with open(tmp_path / "rows.csv", newline="") as handle:
         exported = list(csv.DictReader(handle))
-    assert sorted(r["relpath"] for r in exported) == ["broken.png", "fixed.png", "img000.png", "img002.png"]
+    assert sorted(r["input"] for r in exported) == ["broken.png", "fixed.png", "img000.png", "img002.png"]
 
 
 def test_batch_skip_if_larger_is_recorded(run_cli, tmp_path):
@@ -132,7 +138,7 @@ def test_batch_skip_if_larger_is_recorded(run_cli, tmp_path):
     result = run_cli("batch", source, "-o", tmp_path / "out", "--skip-if-larger")
     assert result.status == 0, result
     row = manifest_rows(tmp_path / "out")["tiny.png"]
-    assert row["status"] == "skipped" and "not smaller" in row["error"] and row["output_path"] is None
+    assert row["status"] == "skipped" and "not smaller" in row["error"] and row["output"] is None
 
 
 def test_batch_refuses_links_leading_outside(run_cli, tmp_path, coffee):
@@ -237,10 +243,29 @@ def test_batch_on_dask_local_cluster(run_cli, tmp_path, coffee):
     pool_output = tmp_path / "pool"
     assert run_cli("batch", source, "-o", pool_output, "--recursive", "--jobs", "2", "-k", "8").status == 0
     for relpath, row in rows.items():
-        assert (output / row["output_path"]).read_bytes() == (pool_output / row["output_path"]).read_bytes()
+        assert (output / row["output"]).read_bytes() == (pool_output / row["output"]).read_bytes()
 
 
 def test_batch_unreachable_dask_scheduler_is_a_clear_error(run_cli, tmp_path, coffee):
     source = make_tree(tmp_path, coffee)
     result = run_cli("batch", source, "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
     assert_one_line_error(result, 2, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+def test_a_bug_fails_that_file_and_the_run_exits_1(run_cli, tmp_path, coffee, monkeypatch):
+    import colorquant.batch
+
+    source = make_tree(tmp_path, coffee)
+    real = colorquant.batch.compress_file
+
+    def buggy(path, *args, **kwargs):
+        if path.name == "img002.png":
+            raise RuntimeError("a bug")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(colorquant.batch, "compress_file", buggy)
+    result = run_cli("batch", source, "-o", tmp_path / "out", "--jobs", "1")
+    assert result.status == 1, result
+    rows = manifest_rows(tmp_path / "out")
+    assert rows["img002.png"]["status"] == "failed" and "internal error: RuntimeError" in rows["img002.png"]["error"]
+    assert rows["img000.png"]["status"] == "done"

@@ -12,20 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import encoded, files_in, flat_logo, save_image
+from .conftest import assert_one_line_error, encoded, files_in, flat_logo, save_image
 
 JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "ciede2000", "blurred_psnr", "bytes_in",
              "bytes_out", "bpp", "seconds", "status", "error"}
-
-
-def assert_one_line_error(result, status, *fragments):
-    assert result.status == status, result
-    lines = [line for line in result.err.splitlines() if line.strip()]
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("colorquant: ")
-    assert "Traceback" not in result.err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize("method", ["kmeans", "minibatch", "gmm"])
@@ -47,7 +37,7 @@ def test_compress_json_record(run_cli, photo_png, tmp_path):
     assert result.status == 0, result
     record = json.loads(result.out.strip())
     assert set(record) == JSON_KEYS
-    assert record["status"] == "ok" and record["error"] is None
+    assert record["status"] == "done" and record["error"] is None
     assert record["colors"] == 8 and record["method"] == "kmeans"
     assert Path(record["output"]) == out_dir / "coffee-kmeans-k8.png"
     assert record["bytes_out"] == (out_dir / "coffee-kmeans-k8.png").stat().st_size
@@ -109,7 +99,7 @@ def test_compress_continues_after_a_bad_input(run_cli, photo_png, tmp_path):
     result = run_cli("compress", broken, photo_png, "--json")
     assert result.status == 3, result
     records = [json.loads(line) for line in result.out.splitlines()]
-    assert [r["status"] for r in records] == ["error", "ok"]
+    assert [r["status"] for r in records] == ["failed", "done"]
     assert photo_png.with_name("coffee-kmeans-k16.png").exists()
     assert not broken.with_name("broken-kmeans-k16.png").exists()
 
@@ -223,3 +213,25 @@ def test_help_does_not_import_heavy_libraries():
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert process.returncode == 0
     assert process.stdout.strip().splitlines()[-1] == "heavy:"
+
+
+def test_compare_zoom(run_cli, photo_png, tmp_path):
+    figure = tmp_path / "zoom.png"
+    result = run_cli("compare", photo_png, "--zoom", "--dither", "-o", figure)
+    assert result.status == 0, result
+    assert "dE2000" in result.out and "blurred PSNR" in result.out
+    plain = tmp_path / "plain.png"
+    assert run_cli("compare", photo_png, "-o", plain).status == 0
+    assert Image.open(figure).size[1] > Image.open(plain).size[1]  # the extra row of crops
+
+
+def test_a_bug_in_the_search_is_an_internal_error_not_a_warning(run_cli, photo_png, tmp_path, monkeypatch):
+    import colorquant.api
+
+    def broken_search(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(colorquant.api, "search_n_colors", broken_search)
+    result = run_cli("curve", photo_png, "--target-psnr", "30", "-k", "16", "-o", tmp_path / "c.png")
+    assert_one_line_error(result, 1, "internal error: RuntimeError: a bug", "please report it")
+    assert not (tmp_path / "c.png").exists()

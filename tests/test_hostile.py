@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import files_in
-from .test_cli import assert_one_line_error
+from .conftest import assert_one_line_error, files_in, png_chunk, png_claiming
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
@@ -25,24 +24,6 @@ def encode(pixels, format_name, **options) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format_name, **options)
     return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (struct.pack(">I", len(payload)) + kind + payload
-            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-
-
-def png_claiming(width: int, height: int, idat_bytes: int = 300_000) -> bytes:
-    """A PNG whose header claims width x height RGB pixels, with a few hundred kB of
-    compressed zero rows: a decompression bomb if anything decoded it."""
-    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-    compressor = zlib.compressobj(9)
-    row = b"\0" * (1 + 3 * width)
-    data = b""
-    while len(data) < idat_bytes:
-        data += compressor.compress(row * 64)
-    data += compressor.flush(zlib.Z_SYNC_FLUSH)
-    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +250,7 @@ def test_write_failure_keeps_older_output_and_no_temporary(run_cli, photo_png, t
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("colorquant.imageio.os.fsync", full_disk)
+    monkeypatch.setattr("colorquant.storage.os.fsync", full_disk)
     result = run_cli("compress", photo_png, "--output", target, "--force", "-k", "4")
     assert_one_line_error(result, 4, "No space left on device")
     assert target.read_bytes() == old

@@ -12,9 +12,10 @@ from PIL import Image
 
 import colorquant as cq
 from colorquant.pipeline import fit, prepare
-from colorquant.search import make_target, quality_to_psnr, search_n_colors
+from colorquant.search import search_n_colors
+from colorquant.settings import QualityTarget, Settings
 
-from .test_cli import assert_one_line_error
+from .conftest import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,10 @@ def coffee_module():
 def exhaustive_answer(pixels, method, metric, value, low, high):
     """The first count from ``low`` upward that meets the target (the naive loop's answer)."""
     prepared = prepare(pixels)
-    target = make_target(**{metric: value})
+    target = QualityTarget(metric, value)
+    settings = Settings(method=method)
     for n_colors in range(low, high + 1):
-        quantization = fit(prepared, n_colors, method)
+        quantization = fit(prepared, n_colors, settings)
         if metric == "psnr":
             measured = cq.quantize(pixels, n_colors=n_colors, method=method).metrics.psnr
             assert math.isclose(measured, 10 * math.log10(255**2 / quantization.mse)), "histogram MSE is exact"
@@ -105,10 +107,6 @@ def test_search_rejects_bad_targets(small_coffee, options, fragment):
     assert fragment in str(caught.value)
 
 
-def test_quality_scale_maps_to_psnr():
-    assert quality_to_psnr(60) == 35.0 and quality_to_psnr(0) == 20.0 and quality_to_psnr(100) == 45.0
-
-
 def test_cli_target_writes_file_that_meets_it(run_cli, photo_png, tmp_path):
     result = run_cli("compress", photo_png, "--target-psnr", "31", "-o", tmp_path / "out", "--json")
     assert result.status == 0, result
@@ -149,6 +147,7 @@ def test_cli_quality_range_keeps_max_colours_when_min_is_met(run_cli, photo_png,
     (["--target-psnr", "30", "--target-ssim", "0.9"], "not allowed with argument"),
     (["--target-psnr", "30", "--format", "jpeg"], "lossless output format"),
     (["--target-psnr", "30", "--min-colors", "50", "-k", "20"], "--min-colors (50) must not exceed"),
+    (["--min-colors", "5"], "--min-colors goes with a quality target"),
 ])
 def test_cli_bad_targets_are_usage_errors(run_cli, photo_png, argv, fragment):
     before = sorted(p.name for p in photo_png.parent.iterdir())
@@ -167,7 +166,28 @@ def test_cli_curve_figure(run_cli, photo_png, tmp_path):
 
 def test_search_n_colors_direct_call(small_coffee):
     prepared = prepare(small_coffee)
-    target = make_target(psnr=30.0)
-    n_colors, quantization, trace = search_n_colors(prepared, small_coffee, "kmeans", target)
-    assert quantization.palette.shape[0] <= n_colors
-    assert trace[0].n_colors == 2
+    found = search_n_colors(prepared, small_coffee, Settings(target=QualityTarget("psnr", 30.0)))
+    assert found.quantization.palette.shape[0] <= found.n_colors
+    assert found.trace[0].n_colors == 2 and found.target_met
+
+
+def test_quality_range_is_one_search_with_its_trace(small_coffee):
+    # MAX (45 dB) out of reach at 8 colours, MIN (20 dB) met: the 8-colour fit the search
+    # already made is the answer; the trace is kept and says the target was missed.
+    result = cq.quantize(small_coffee, quality=(0, 100), n_colors=8)
+    assert result.n_colors == 8 and not result.target_met
+    assert result.search[-1].n_colors == 8 and not result.search[-1].meets_target
+    assert np.array_equal(result.palette, cq.quantize(small_coffee, n_colors=8).palette)
+    assert cq.quantize(small_coffee, quality="30-60", n_colors=64).target_met
+    with pytest.raises(cq.QualityTooLowError, match="PSNR >= 42.5 dB not reached"):
+        cq.quantize(small_coffee, quality=(90, 100), n_colors=8)
+
+
+def test_search_fits_each_count_once(small_coffee, monkeypatch):
+    import colorquant.search as search
+
+    fitted = []
+    real_fit = search.fit
+    monkeypatch.setattr(search, "fit", lambda prepared, n, settings: fitted.append(n) or real_fit(prepared, n, settings))
+    result = cq.quantize(small_coffee, quality=(0, 100), n_colors=8)
+    assert sorted(fitted) == sorted(set(fitted)) == sorted(step.n_colors for step in result.search)

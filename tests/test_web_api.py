@@ -11,7 +11,7 @@ from PIL import Image
 
 from colorquant.web import WebSettings, create_app
 
-from .test_hostile import png_claiming
+from .conftest import png_claiming
 
 
 @pytest.fixture(scope="module")
@@ -154,16 +154,11 @@ def test_upload_over_size_limit_is_413_while_streaming():
 
 
 def test_too_many_in_flight_is_503():
-    from colorquant.web.app import LimitsMiddleware
-
     app = create_app(WebSettings(max_in_flight=1))
     with TestClient(app) as busy_client:
-        middleware = app.middleware_stack
-        while not isinstance(middleware, LimitsMiddleware):
-            middleware = middleware.app
-        middleware.in_flight = 1  # one request already in progress
+        app.state.slots.in_use = 1  # one image already in progress
         response = busy_client.post("/api/compress", files=upload(b"x"))
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert "busy" in response.json()["error"]
-        middleware.in_flight = 0
+        app.state.slots.in_use = 0
         assert busy_client.get("/api/health").status_code == 200

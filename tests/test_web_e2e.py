@@ -126,3 +126,19 @@ def test_page_shows_server_errors(live_server, browser, tmp_path):
     page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=30_000)
     assert "not a supported image" in page.inner_text("#status")
     page.close()
+
+
+def test_page_offers_a_registered_fourth_method(live_server, browser, tmp_path, coffee, fourth_method):
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(coffee[:200, :300]).save(photo)
+    page = browser.new_page()
+    page.goto(live_server + "/")
+    page.wait_for_function("document.querySelectorAll('#method option').length === 4")
+    assert page.eval_on_selector_all("#method option", "els => els.map(e => e.textContent)") == [
+        "K-Means", "Mini-Batch", "GMM", "Median cut"]
+    page.select_option("#method", "mediancut")
+    page.select_option("#method-options select[name=box]", "coverage")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Done')", timeout=60_000)
+    assert page.inner_text("#status") == "Done: coffee-mediancut-k16.png"
+    page.close()

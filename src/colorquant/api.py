@@ -1,67 +1,25 @@
-"""``quantize``: the one entry point every front end (CLI, batch, web) calls."""
+"""``quantize``: the one entry point every front end (CLI, batch, web) calls, and
+``quality_curves``, the figures behind ``colorquant curve``."""
 
 from __future__ import annotations
 
-import numbers
 import time
+from dataclasses import dataclass
 
-from .colorspace import validate_color_space
-from .errors import InvalidParameterError
-from .imageio import DEFAULT_MAX_PIXELS, read_image
-from .methods import METHODS, load_method
+from .errors import InvalidParameterError, QualityTooLowError
+from .imageio import read_image
 from .pipeline import fit, label_image, prepare, single_threaded_blas
 from .result import QuantizedImage
-from .search import make_target, search_n_colors
+from .search import quality_curve, search_n_colors
+from .settings import DEFAULT_MAX_PIXELS, MIN_COLORS, Settings
 
-__all__ = ["quantize", "validate_n_colors", "validate_method", "MIN_COLORS", "MAX_COLORS"]
-
-MIN_COLORS, MAX_COLORS, DEFAULT_COLORS = 2, 256, 16
-
-
-def validate_n_colors(n_colors, name: str = "n_colors") -> int:
-    if isinstance(n_colors, bool) or not isinstance(n_colors, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an int in [2, 256]; got {n_colors!r}")
-    if not MIN_COLORS <= n_colors <= MAX_COLORS:
-        raise InvalidParameterError(f"{name} must be an int in [2, 256]; got {n_colors!r}")
-    return int(n_colors)
-
-
-def validate_method(method) -> str:
-    if method not in METHODS:
-        raise InvalidParameterError(
-            f"method must be one of {', '.join(METHODS)}; got {method!r}"
-        )
-    return method
-
-
-def validate_dither(dither) -> float:
-    if isinstance(dither, bool) or not isinstance(dither, numbers.Real) or not 0 <= dither <= 1:
-        raise InvalidParameterError(f"dither must be a number in [0, 1]; got {dither!r}")
-    return float(dither)
-
-
-def _validate_options(method: str, options: dict) -> dict:
-    if not options:
-        return {}
-    if method != "gmm" or set(options) - {"covariance_type"}:
-        raise InvalidParameterError(
-            f"unexpected options for method {method!r}: {', '.join(sorted(options))}"
-        )
-    from .methods.gmm import COVARIANCE_TYPES
-
-    if options.get("covariance_type") is None:
-        return {}
-    if options["covariance_type"] not in COVARIANCE_TYPES:
-        raise InvalidParameterError(
-            f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}; "
-            f"got {options['covariance_type']!r}"
-        )
-    return dict(options)
+__all__ = ["quantize", "quantize_loaded", "quality_curves", "CurveResult"]
 
 
 def quantize(
     image,
     *,
+    settings: Settings | None = None,
     n_colors: int | None = None,
     method: str = "kmeans",
     random_state: int = 0,
@@ -69,20 +27,23 @@ def quantize(
     target_psnr: float | None = None,
     target_mse: float | None = None,
     target_ssim: float | None = None,
+    quality=None,
     min_colors: int = MIN_COLORS,
     color_space: str = "rgb",
     dither: float = 0.0,
-    **method_options,
+    **options,
 ) -> QuantizedImage:
     """Reduce ``image`` to at most ``n_colors`` colours learned by ``method``.
 
     Parameters
     ----------
     image : str or Path, bytes, PIL.Image.Image, or ndarray of shape (H, W[, 3|4]), uint8
+    settings : Settings, optional
+        Everything below in one checked value; then no other keyword may be given.
     n_colors : int in [2, 256], default 16 (256 with a quality target)
         An image with no more distinct colours than this keeps exactly its own colours.
         With a quality target, the upper bound of the search.
-    method : "kmeans", "minibatch" or "gmm"
+    method : "kmeans", "minibatch", "gmm", or any registered method
     random_state : int
         Seed of every random choice: the same input and settings give the same result.
     max_pixels : int
@@ -91,63 +52,112 @@ def quantize(
         Choose the colour count: the smallest in ``[min_colors, n_colors]`` whose output
         reaches PSNR >= target_psnr (dB), MSE <= target_mse, or SSIM >= target_ssim. The
         counts tried are in ``result.search``. Raises QualityTooLowError if none does.
+    quality : (min, max) or "MIN-MAX", pngquant's 0-100 quality instead of a target
+        The fewest colours reaching PSNR 20 + max/4 dB; if ``n_colors`` colours miss it but
+        reach 20 + min/4 dB, those (``result.target_met`` is False); else QualityTooLowError.
     min_colors : int in [2, 256], lower bound of that search
     color_space : "rgb", "lab" or "oklab"
         Where clustering and remapping happen; the palette is stored in sRGB either way.
     dither : float in [0, 1]
         Strength of Floyd-Steinberg error diffusion onto the palette; 0 (default) is none.
-    covariance_type : "full", "tied", "diag" or "spherical", only for ``method="gmm"``
+    **options : the method's own options, e.g. ``covariance_type`` for "gmm"
 
     Returns
     -------
     QuantizedImage
     """
-    target = make_target(psnr=target_psnr, mse=target_mse, ssim=target_ssim)
-    if n_colors is None:
-        n_colors = DEFAULT_COLORS if target is None else MAX_COLORS
-    n_colors = validate_n_colors(n_colors)
-    method = validate_method(method)
-    options = _validate_options(method, method_options)
-    color_space = validate_color_space(color_space)
-    dither = validate_dither(dither)
-    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral) or random_state < 0:
-        raise InvalidParameterError(f"random_state must be a non-negative int; got {random_state!r}")
+    keywords = dict(n_colors=n_colors, method=method, random_state=random_state,
+                    max_pixels=max_pixels, target_psnr=target_psnr, target_mse=target_mse,
+                    target_ssim=target_ssim, quality=quality, min_colors=min_colors,
+                    color_space=color_space, dither=dither, **options)
+    if settings is None:
+        settings = Settings.from_keywords(**keywords)
+    elif not isinstance(settings, Settings):
+        raise InvalidParameterError(f"settings must be a Settings; got {type(settings).__name__}")
+    elif options or any(value != _DEFAULTS[name] for name, value in keywords.items() if name in _DEFAULTS):
+        raise InvalidParameterError("give either settings= or keyword options, not both")
+    return quantize_loaded(read_image(image, max_pixels=settings.max_pixels), settings)
 
-    if target is not None:
-        min_colors = validate_n_colors(min_colors, "min_colors")
-        if min_colors > n_colors:
-            raise InvalidParameterError(
-                f"min_colors ({min_colors}) must not exceed n_colors ({n_colors})"
-            )
 
-    loaded = read_image(image, max_pixels=max_pixels)
-    load_method(method)  # imports scikit-learn once, outside the timed part
+_DEFAULTS = dict(n_colors=None, method="kmeans", random_state=0, max_pixels=DEFAULT_MAX_PIXELS,
+                 target_psnr=None, target_mse=None, target_ssim=None, quality=None,
+                 min_colors=MIN_COLORS, color_space="rgb", dither=0.0)
+
+
+def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
+    """:func:`quantize` of an image already read, with settings already checked (no
+    validation: the private twin of ``quantize``)."""
+    settings.method_spec.load()  # imports the method's libraries once, outside the timed part
     started = time.perf_counter()
     with single_threaded_blas():
-        prepared = prepare(loaded.pixels, color_space)
-        trace = ()
-        if target is None:
-            quantization = fit(prepared, n_colors, method, random_state=random_state, **options)
+        prepared = prepare(loaded.pixels, settings.color_space)
+        trace, target_met, n_colors = (), True, settings.n_colors
+        if settings.target is None:
+            quantization = fit(prepared, n_colors, settings)
         else:
-            n_colors, quantization, trace = search_n_colors(
-                prepared, loaded.pixels, method, target, min_colors=min_colors,
-                max_colors=n_colors, random_state=random_state, dither=dither, **options,
-            )
-        labels = label_image(prepared, quantization, dither)
-    seconds = time.perf_counter() - started
+            found = search_n_colors(prepared, loaded.pixels, settings)
+            n_colors, quantization = found.n_colors, found.quantization
+            trace, target_met = found.trace, found.target_met
+        labels = label_image(prepared, quantization, settings.dither)
     return QuantizedImage(
         palette=quantization.palette,
         labels=labels,
         original=loaded.pixels,
-        method=method,
+        settings=settings,
         n_colors_requested=n_colors,
-        random_state=int(random_state),
-        seconds=seconds,
-        color_space=color_space,
-        dither=dither,
+        seconds=time.perf_counter() - started,
         source=loaded.source,
         source_path=loaded.path,
         bytes_in=loaded.n_bytes,
         search=trace,
+        target_met=target_met,
         warnings=loaded.warnings,
     )
+
+
+@dataclass(frozen=True)
+class CurveResult:
+    """Quality against colour count for each method: ``points`` are ``(count, value)``;
+    ``chosen`` is the count the target chose and its value, None where it was not reached
+    (``errors`` says why), absent without a target."""
+
+    metric: str
+    points: dict
+    chosen: dict
+    errors: dict
+
+
+def quality_curves(image, settings: Settings, *, methods=None, metric: str | None = None,
+                   options: dict | None = None) -> CurveResult:
+    """The elbow plot's figures: ``metric`` (default: the target's, else PSNR) at the counts
+    of ``search.CURVE_COUNTS`` up to ``settings.n_colors``, for each of ``methods`` (default:
+    every registered method), with the count the target chooses when there is one.
+    ``options`` are method options, each given to the methods that take it."""
+    from .methods import METHODS
+    from .metrics import METRICS
+
+    metric = metric or (settings.target.metric if settings.target else "psnr")
+    if metric not in METRICS:
+        raise InvalidParameterError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    if settings.target is not None and metric != settings.target.metric:
+        raise InvalidParameterError(
+            f"metric {metric} differs from the target's metric {settings.target.metric}")
+    loaded = read_image(image, max_pixels=settings.max_pixels)
+    prepared = prepare(loaded.pixels, settings.color_space)
+    points, chosen, errors = {}, {}, {}
+    with single_threaded_blas():
+        for method in methods or list(METHODS):
+            accepted = {option.name for option in METHODS[method].options}
+            method_settings = settings.with_changes(method=method, method_options=tuple(
+                (name, value) for name, value in (options or {}).items() if name in accepted))
+            points[method] = quality_curve(prepared, loaded.pixels, method_settings, metric)
+            if settings.target is None:
+                continue
+            try:
+                found = search_n_colors(prepared, loaded.pixels, method_settings)
+            except QualityTooLowError as error:
+                chosen[method], errors[method] = None, str(error)
+            else:
+                chosen[method] = (found.n_colors, next(
+                    step.value for step in found.trace if step.n_colors == found.n_colors))
+    return CurveResult(metric=metric, points=points, chosen=chosen, errors=errors)

@@ -10,31 +10,29 @@ folders are not followed, and every output path is checked to lie inside the out
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compress import CompressSettings, compress_file, worker_pool
+from .compress import compress_file, worker_pool
 from .errors import BatchLockedError, ImageWriteError, InvalidParameterError, MissingDependencyError
 from .manifest import MANIFEST_NAME, Manifest
+from .outcome import DONE, FAILED, STATUSES, Outcome
+from .settings import Settings
 
-__all__ = ["BatchTask", "BatchResult", "BatchSummary", "run_batch", "settings_hash", "LOCK_NAME"]
+__all__ = ["BatchTask", "BatchSummary", "run_batch", "settings_hash", "LOCK_NAME"]
 
 LOCK_NAME = ".colorquant.lock"
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-# Settings that change where or whether an output is written, not its bytes.
-_NOT_HASHED = ("overwrite", "perceptual_metrics")
 
 
-def settings_hash(settings: CompressSettings) -> str:
+def settings_hash(settings: Settings) -> str:
     """Hash of every setting that decides the output."""
-    decisive = {k: v for k, v in dataclasses.asdict(settings).items() if k not in _NOT_HASHED}
-    return hashlib.blake2b(json.dumps(decisive, sort_keys=True).encode(), digest_size=8).hexdigest()
+    decisive = json.dumps(settings.output_fingerprint(), sort_keys=True)
+    return hashlib.blake2b(decisive.encode(), digest_size=8).hexdigest()
 
 
 def content_hash(path: Path) -> str:
@@ -51,82 +49,63 @@ class BatchTask:
     input_path: str
     output_folder: str
     output_root: str
-    settings: CompressSettings
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """What one task did; crosses process boundaries, so it holds plain values only."""
-
-    relpath: str
-    status: str                 # done, skipped or failed
-    size: int | None = None
-    mtime_ns: int | None = None
-    content_hash: str | None = None
-    output_path: str | None = None  # relative to the output folder
-    colors: int | None = None
-    psnr: float | None = None
-    ssim: float | None = None
-    bytes_in: int | None = None
-    bytes_out: int | None = None
-    seconds: float | None = None
-    error: str | None = None
-    error_kind: str | None = None   # the error class name, for exit statuses
+    settings: Settings
 
 
 @dataclass
 class BatchSummary:
+    """What a run found and did; ``error_kinds`` are the class names of its failures (not of
+    its skips: a skipped input is an outcome the user asked for)."""
+
     total: int = 0
     up_to_date: int = 0
-    counts: dict = field(default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0})
+    counts: dict = field(default_factory=lambda: {status: 0 for status in STATUSES})
     bytes_in: int = 0
     bytes_out: int = 0
-    psnr_sum: float = 0.0
-    psnr_count: int = 0
-    seconds: float = 0.0
+    psnrs: list = field(default_factory=list)
     error_kinds: set = field(default_factory=set)
 
-    def add(self, result: BatchResult) -> None:
-        self.counts[result.status] += 1
-        if result.status == "done":
-            self.bytes_in += result.bytes_in or 0
-            self.bytes_out += result.bytes_out or 0
-            if result.psnr is not None:
-                self.psnr_sum += result.psnr
-                self.psnr_count += 1
-        if result.error_kind:
-            self.error_kinds.add(result.error_kind)
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.status == DONE:
+            self.bytes_in += outcome.bytes_in or 0
+            self.bytes_out += outcome.bytes_out or 0
+            if outcome.metrics.get("psnr") is not None:
+                self.psnrs.append(outcome.metrics["psnr"])
+        if outcome.status == FAILED and outcome.error_kind:
+            self.error_kinds.add(outcome.error_kind)
 
     @property
     def mean_psnr(self) -> float | None:
-        return self.psnr_sum / self.psnr_count if self.psnr_count else None
+        finite = [value for value in self.psnrs if value != float("inf")]
+        return sum(finite) / len(finite) if finite else None
 
 
-def run_task(task: BatchTask) -> BatchResult:
-    """Compress one input (in a worker). Never raises for a problem with the file."""
+def run_task(task: BatchTask) -> Outcome:
+    """Compress one input (in a worker). A problem with the file, or a bug, becomes that
+    input's failed outcome: one file never stops the batch."""
     started = time.perf_counter()
     path = Path(task.input_path)
     try:
         stat = path.stat()
         digest = content_hash(path)
     except OSError as error:
-        return BatchResult(task.relpath, "failed", error=f"{task.relpath}: cannot read "
-                           f"({error.strerror or error})", error_kind="ImageReadError")
-    record = compress_file(path, task.settings, output_dir=task.output_folder)
-    relative_output = None
-    if record.status == "ok":
-        output = Path(record.output).resolve()
-        relative_output = str(output.relative_to(Path(task.output_root).resolve()))
-    psnr = record.psnr if record.psnr is not None and math.isfinite(record.psnr) else None
-    return BatchResult(
-        relpath=task.relpath,
-        status={"ok": "done", "skipped": "skipped", "error": "failed"}[record.status],
-        size=stat.st_size, mtime_ns=stat.st_mtime_ns, content_hash=digest,
-        output_path=relative_output, colors=record.colors, psnr=psnr, ssim=record.ssim,
-        bytes_in=record.bytes_in, bytes_out=record.bytes_out,
-        seconds=time.perf_counter() - started, error=record.error,
-        error_kind=type(record.exception).__name__ if record.exception is not None else None,
-    )
+        return Outcome(task.relpath, FAILED, error=f"{task.relpath}: cannot read "
+                       f"({error.strerror or error})", error_kind="ImageReadError")
+    identity = dict(input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns, input_hash=digest)
+    try:
+        outcome = compress_file(path, task.settings, output_dir=task.output_folder, overwrite=True)
+    except Exception as error:  # noqa: BLE001 - a bug: that file fails, the batch goes on
+        return Outcome(task.relpath, FAILED, method=task.settings.method,
+                       error=f"{task.relpath}: internal error: {type(error).__name__}: {error} "
+                             "(please report it)",
+                       error_kind=type(error).__name__, **identity)
+    output = None
+    if outcome.status == DONE:
+        output_path = Path(outcome.output).resolve()
+        output = str(output_path.relative_to(Path(task.output_root).resolve()))
+    return outcome.with_changes(input=task.relpath, output=output, exception=None,
+                                seconds=time.perf_counter() - started, **identity)
 
 
 class _OutputFolder:
@@ -226,14 +205,14 @@ def _remove_stale_temporaries(output_dir: Path) -> None:
 
 
 def run_batch(
-    input_dir, output_dir, settings: CompressSettings, *, recursive: bool = False,
+    input_dir, output_dir, settings: Settings, *, recursive: bool = False,
     jobs: int | None = None, scheduler: str | None = None, manifest_path=None,
     retry_failed: bool = False, on_event=None,
 ) -> BatchSummary:
     """Compress every image in ``input_dir`` into ``output_dir``, resumably.
 
     on_event : callable(kind, payload), called in this process: ("planned", {"total",
-        "todo", "up_to_date"}) once, then ("result", BatchResult) per input processed.
+        "todo", "up_to_date"}) once, then ("result", Outcome) per input processed.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
@@ -241,7 +220,6 @@ def run_batch(
     if output_dir.resolve() == input_dir.resolve():
         raise InvalidParameterError("the output folder must differ from the input folder")
     emit = on_event or (lambda kind, payload: None)
-    settings = dataclasses.replace(settings, overwrite=True)  # the batch owns its outputs
     wanted_hash = settings_hash(settings)
     summary = BatchSummary()
 
@@ -254,54 +232,50 @@ def run_batch(
             summary.total += 1
             row = known.get(relpath)
             if refusal is not None:
-                if row is None or row.status != "failed" or row.error != refusal:
-                    manifest.record(relpath, status="failed", settings_hash=wanted_hash, error=refusal)
-                summary.counts["failed"] += 1
-                summary.error_kinds.add("ImageReadError")
+                refused = Outcome(relpath, FAILED, error=refusal, error_kind="ImageReadError")
+                if row is None or row.outcome.status != FAILED or row.outcome.error != refusal:
+                    manifest.record(refused, settings_hash=wanted_hash)
+                summary.add(refused)
                 continue
             if row is not None and _up_to_date(row, path, wanted_hash, retry_failed, manifest):
                 summary.up_to_date += 1
                 continue
             output_folder = (output_dir / relpath).parent
             if not _inside(output_folder.resolve(), output_dir.resolve()):
-                manifest.record(relpath, status="failed", settings_hash=wanted_hash,
-                                error="output would fall outside the output folder; refused")
-                summary.counts["failed"] += 1
+                refused = Outcome(relpath, FAILED, error_kind="ImageWriteError",
+                                  error="output would fall outside the output folder; refused")
+                manifest.record(refused, settings_hash=wanted_hash)
+                summary.add(refused)
                 continue
             output_folder.mkdir(parents=True, exist_ok=True)
             tasks.append(BatchTask(relpath, str(path), str(output_folder), str(output_dir), settings))
         emit("planned", {"total": summary.total, "todo": len(tasks), "up_to_date": summary.up_to_date})
 
-        for result in _execute(tasks, jobs, client):
-            previous = known.get(result.relpath)
-            manifest.record(
-                result.relpath, status=result.status, settings_hash=wanted_hash, size=result.size,
-                mtime_ns=result.mtime_ns, content_hash=result.content_hash,
-                output_path=result.output_path, colors=result.colors, psnr=result.psnr,
-                ssim=result.ssim, bytes_in=result.bytes_in, bytes_out=result.bytes_out,
-                seconds=result.seconds, error=result.error,
-            )
-            if previous is not None and previous.output_path and previous.output_path != result.output_path:
-                _remove_replaced_output(output_dir, previous.output_path)
-            summary.add(result)
-            summary.seconds += result.seconds or 0.0
-            emit("result", result)
+        for outcome in _execute(tasks, jobs, client):
+            previous = known.get(outcome.input)
+            manifest.record(outcome, settings_hash=wanted_hash)
+            if previous is not None and previous.outcome.output and previous.outcome.output != outcome.output:
+                _remove_replaced_output(output_dir, previous.outcome.output)
+            summary.add(outcome)
+            emit("result", outcome)
     return summary
 
 
 def _up_to_date(row, path: Path, wanted_hash: str, retry_failed: bool, manifest: Manifest) -> bool:
+    outcome = row.outcome
     if row.settings_hash != wanted_hash:
         return False
-    if row.status == "failed" and retry_failed:
+    if outcome.status == FAILED and retry_failed:
         return False
     try:
         stat = path.stat()
     except OSError:
         return False
-    if row.size == stat.st_size and row.mtime_ns == stat.st_mtime_ns:
+    if outcome.input_size == stat.st_size and outcome.input_mtime_ns == stat.st_mtime_ns:
         return True
-    if row.size == stat.st_size and row.content_hash is not None and row.content_hash == content_hash(path):
-        manifest.refresh_mtime(row.relpath, stat.st_mtime_ns)  # touched, not changed
+    if outcome.input_size == stat.st_size and outcome.input_hash is not None \
+            and outcome.input_hash == content_hash(path):
+        manifest.refresh_mtime(outcome.input, stat.st_mtime_ns)  # touched, not changed
         return True
     return False
 
@@ -316,7 +290,7 @@ def _remove_replaced_output(output_dir: Path, relative: str) -> None:
 
 
 def _execute(tasks: list[BatchTask], jobs: int | None, client):
-    """Yield one BatchResult per task, as they finish."""
+    """Yield one Outcome per task, as they finish."""
     if not tasks:
         return
     if client is not None:
@@ -335,7 +309,7 @@ def _execute_pool(tasks, jobs):
 
     window = 4 * jobs  # bounded in flight: memory stays flat for any number of files
     pending_tasks = iter(tasks)
-    with worker_pool(jobs, tasks[0].settings.method, preload="colorquant.batch") as pool:
+    with worker_pool(jobs, tasks[0].settings, preload="colorquant.batch") as pool:
         in_flight = {pool.submit(run_task, task) for task in _take(pending_tasks, window)}
         while in_flight:
             finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)

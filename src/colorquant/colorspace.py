@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidParameterError
+__all__ = ["to_features", "to_srgb8", "lightness_range"]
 
-__all__ = ["COLOR_SPACES", "validate_color_space", "to_features", "to_srgb8", "lightness_range"]
-
-COLOR_SPACES = ("rgb", "lab", "oklab")
+# The spaces themselves are listed in settings.COLOR_SPACES.
 _LIGHTNESS_RANGE = {"rgb": 255.0, "lab": 100.0, "oklab": 1.0}
 
 # Björn Ottosson's Oklab (2020): linear sRGB -> LMS -> cube root -> Lab, and back.
@@ -31,14 +29,6 @@ _OKLAB_TO_LMS = np.array([[1.0, 0.3963377774, 0.2158037573],
 _LMS_TO_RGB = np.array([[4.0767416621, -3.3077115913, 0.2309699292],
                         [-1.2684380046, 2.6097574011, -0.3413193965],
                         [-0.0041960863, -0.7034186147, 1.7076147010]])
-
-
-def validate_color_space(color_space) -> str:
-    if color_space not in COLOR_SPACES:
-        raise InvalidParameterError(
-            f"color_space must be one of {', '.join(COLOR_SPACES)}; got {color_space!r}"
-        )
-    return color_space
 
 
 def lightness_range(color_space: str) -> float:

@@ -16,6 +16,7 @@ __all__ = [
     "QualityTooLowError",
     "MissingDependencyError",
     "BatchLockedError",
+    "error_class",
 ]
 
 
@@ -52,10 +53,9 @@ class OutputNotSmallerError(ColorquantError):
 class QualityTooLowError(ColorquantError):
     """No colour count in the allowed range met the quality target."""
 
-    def __init__(self, message: str, *, best_value: float | None = None, result=None):
+    def __init__(self, message: str, *, best_value: float | None = None):
         super().__init__(message)
         self.best_value = best_value
-        self.result = result
 
 
 class MissingDependencyError(ColorquantError, ImportError):
@@ -64,3 +64,14 @@ class MissingDependencyError(ColorquantError, ImportError):
 
 class BatchLockedError(ColorquantError):
     """Another batch is already writing to the same output folder."""
+
+
+def error_class(name: str | None) -> type[BaseException] | None:
+    """The error class called ``name`` (as an outcome stores it); a name that is not one of
+    ours (a bug's exception) gives ``Exception``, so that it maps to "internal error"."""
+    if name is None:
+        return None
+    found = globals().get(name)
+    if isinstance(found, type) and issubclass(found, ColorquantError):
+        return found
+    return Exception

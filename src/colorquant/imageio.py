@@ -3,14 +3,13 @@
 This is the only module that imports Pillow. Reading checks the format by content against an
 allow-list and the pixel count from the header before anything is decoded, turns every
 decoder failure into :class:`ImageReadError`, and normalises orientation, colour profile and
-mode. Writing is atomic: a temporary file in the destination folder, then a rename.
+mode. Encoding writes palette files with no metadata; ``storage`` puts them on disk.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -19,25 +18,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, InvalidParameterError
+from .errors import ImageReadError, ImageTooLargeError, InvalidParameterError
+from .settings import DEFAULT_MAX_PIXELS, FORMATS
 
 __all__ = [
     "ALLOWED_FORMATS",
-    "DEFAULT_MAX_PIXELS",
-    "OUTPUT_FORMATS",
     "LoadedImage",
     "read_image",
     "encode_image",
     "decode_pixels",
-    "write_atomic",
-    "check_destination",
 ]
 
 # Formats opened, identified by their content (Pillow's plugin ids), never by file name.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-DEFAULT_MAX_PIXELS = 100_000_000
-OUTPUT_FORMATS = ("png", "gif", "webp", "jpeg")
 _SUFFIXES = {"png": ".png", "gif": ".gif", "webp": ".webp", "jpeg": ".jpg"}
+_MEDIA_TYPES = {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp", ".jpg": "image/jpeg"}
 
 # Pillow's own bomb threshold is a module global read inside Image.open; it is raised to our
 # limit only for the duration of one read, under a lock, so other readers are unaffected.
@@ -64,14 +59,15 @@ class LoadedImage:
     format: str | None = None
     warnings: tuple[str, ...] = ()
 
-    @property
-    def has_alpha(self) -> bool:
-        return self.pixels.shape[2] == 4
-
 
 def suffix_for(format_name: str) -> str:
     """File-name suffix of an output format."""
     return _SUFFIXES[format_name]
+
+
+def media_type(file_name: str) -> str:
+    """Media type of an output file, from its suffix."""
+    return _MEDIA_TYPES.get(Path(file_name).suffix.lower(), "application/octet-stream")
 
 
 def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -307,7 +303,7 @@ def encode_image(labels: np.ndarray, palette: np.ndarray, format_name: str = "pn
         Image.fromarray(rgb).save(buffer, "JPEG", quality=90, optimize=True)
     else:
         raise InvalidParameterError(
-            f"format must be one of {', '.join(OUTPUT_FORMATS)}; got {format_name!r}"
+            f"format must be one of {', '.join(FORMATS)}; got {format_name!r}"
         )
     return buffer.getvalue()
 
@@ -379,89 +375,6 @@ def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
 def decode_pixels(data: bytes) -> np.ndarray:
     """Pixels of an encoded file we wrote ourselves, normalised as :func:`read_image` does."""
     return read_image(data, max_pixels=2**63 - 1).pixels
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def write_atomic(data: bytes, path, *, overwrite: bool = False, protect=()) -> Path:
-    """Write ``data`` to ``path`` all at once or not at all.
-
-    The bytes go to a temporary file in the destination folder, which is then renamed over
-    ``path``. An existing ``path`` is refused unless ``overwrite``; a path that is one of
-    ``protect`` (an input, also through a link) is always refused.
-    """
-    path = check_destination(path, overwrite=overwrite, protect=protect)
-    folder = path.parent
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".part", dir=folder)
-    except OSError as error:
-        raise ImageWriteError(f"{path}: cannot write ({error.strerror or error})") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        if overwrite:
-            os.replace(temporary, path)
-        else:
-            _move_no_clobber(temporary, path)
-    except FileExistsError:
-        _remove_quietly(temporary)
-        raise ImageWriteError(f"{path}: already exists (use --force / overwrite=True to replace it)") from None
-    except OSError as error:
-        _remove_quietly(temporary)
-        raise ImageWriteError(f"{path}: cannot write ({error.strerror or error})") from None
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    return path
-
-
-def check_destination(path, *, overwrite: bool = False, protect=()) -> Path:
-    """Refuse ``path`` if it is one of ``protect`` (also through a link), if it exists and
-    ``overwrite`` is false, or if its folder does not exist. Returns it as a Path."""
-    path = Path(path)
-    for protected in protect:
-        if protected is not None and _same_file(path, Path(protected)):
-            raise ImageWriteError(f"{path}: refusing to overwrite the input file")
-    if path.is_dir():
-        raise ImageWriteError(f"{path}: is a directory")
-    if path.exists() and not overwrite:
-        raise ImageWriteError(f"{path}: already exists (use --force / overwrite=True to replace it)")
-    if not path.parent.is_dir():
-        raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
-    return path
-
-
-def _move_no_clobber(temporary: str, path: Path) -> None:
-    # link() fails if path appeared meanwhile: no-clobber without a race. Filesystems
-    # without hard links fall back to a checked rename.
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        if path.exists():
-            raise FileExistsError(path) from None
-        os.replace(temporary, path)
-    else:
-        os.unlink(temporary)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _remove_quietly(path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def encode_reference_png(pixels: np.ndarray) -> bytes:

@@ -1,43 +1,54 @@
 """The batch manifest: one SQLite row per input, so a batch can be killed and resumed.
 
 The database lives in the output folder (``colorquant.sqlite`` by default), in WAL mode, and
-only the process that submitted the batch writes it. A row is written after its output has
-been renamed into place, in its own transaction, so a SIGKILL at any moment loses at most the
-rows of outputs whose transaction had not committed; those inputs are simply done again
-(outputs are deterministic and replaced atomically).
+only the process that submitted the batch writes it. A row holds an input's
+:class:`~colorquant.outcome.Outcome` (its figures as JSON, so that a new figure needs no new
+column) and is written after the output has been renamed into place, in its own
+transaction: a SIGKILL at any moment loses at most the rows of outputs whose transaction had
+not committed, and those inputs are simply done again (outputs are deterministic and
+replaced atomically).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Manifest", "ManifestRow", "MANIFEST_NAME", "STATUSES"]
+from .metrics import METRICS
+from .outcome import STATUSES, Outcome
+
+__all__ = ["Manifest", "StoredOutcome", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "colorquant.sqlite"
-STATUSES = ("done", "skipped", "failed")
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"
 
-_COLUMNS = (
-    "relpath", "size", "mtime_ns", "content_hash", "settings_hash", "status", "output_path",
-    "colors", "psnr", "ssim", "bytes_in", "bytes_out", "seconds", "error", "attempts",
-    "created_at", "updated_at",
+# Outcome fields stored as columns (metrics as JSON); ``input`` is the primary key.
+_OUTCOME_COLUMNS = (
+    "status", "output", "method", "colors", "bytes_in", "bytes_out", "bpp", "seconds", "error",
+    "error_kind", "input_size", "input_mtime_ns", "input_hash", "output_hash",
 )
+_BOOKKEEPING = ("settings_hash", "attempts", "created_at", "updated_at")
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS files (
-    relpath TEXT PRIMARY KEY,          -- input path relative to the input folder
-    size INTEGER,                      -- input size in bytes when processed
-    mtime_ns INTEGER,                  -- input modification time when processed
-    content_hash TEXT,                 -- BLAKE2b-128 of the input's bytes
-    settings_hash TEXT NOT NULL,       -- hash of every setting that decides the output
-    status TEXT NOT NULL CHECK (status IN ('done', 'skipped', 'failed')),
-    output_path TEXT,                  -- relative to the output folder; NULL unless done
-    colors INTEGER, psnr REAL, ssim REAL, bytes_in INTEGER, bytes_out INTEGER, seconds REAL,
+    input TEXT PRIMARY KEY,            -- input path relative to the input folder
+    status TEXT NOT NULL CHECK (status IN ({", ".join(f"'{s}'" for s in STATUSES)})),
+    output TEXT,                       -- relative to the output folder; NULL unless done
+    method TEXT,
+    colors INTEGER,
+    metrics TEXT NOT NULL DEFAULT '{{}}', -- the figures, JSON: {{"psnr": 33.1, ...}}
+    bytes_in INTEGER, bytes_out INTEGER, bpp REAL, seconds REAL,
     error TEXT,                        -- why it was skipped or failed
+    error_kind TEXT,                   -- the error's class name, for exit statuses
+    input_size INTEGER,                -- the input when processed: size in bytes,
+    input_mtime_ns INTEGER,            -- modification time,
+    input_hash TEXT,                   -- and BLAKE2b-128 of its bytes
+    output_hash TEXT,                  -- BLAKE2b-128 of the output's bytes
+    settings_hash TEXT NOT NULL,       -- hash of every setting that decides the output
     attempts INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
@@ -47,21 +58,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 @dataclass(frozen=True)
-class ManifestRow:
-    relpath: str
-    size: int | None
-    mtime_ns: int | None
-    content_hash: str | None
+class StoredOutcome:
+    """An outcome as the manifest holds it, with its bookkeeping."""
+
+    outcome: Outcome
     settings_hash: str
-    status: str
-    output_path: str | None
-    colors: int | None
-    psnr: float | None
-    ssim: float | None
-    bytes_in: int | None
-    bytes_out: int | None
-    seconds: float | None
-    error: str | None
     attempts: int
     created_at: str
     updated_at: str
@@ -97,66 +98,69 @@ class Manifest:
     def __exit__(self, *exc):
         self.close()
 
-    def rows(self) -> dict[str, ManifestRow]:
-        cursor = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM files ORDER BY relpath")
-        return {row["relpath"]: ManifestRow(**dict(row)) for row in cursor}
+    def rows(self) -> dict[str, StoredOutcome]:
+        cursor = self._db.execute("SELECT * FROM files ORDER BY input")
+        return {row["input"]: _stored(row) for row in cursor}
 
-    def get(self, relpath: str) -> ManifestRow | None:
-        row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM files WHERE relpath = ?",
-                               (relpath,)).fetchone()
-        return None if row is None else ManifestRow(**dict(row))
-
-    def record(self, relpath: str, *, status: str, settings_hash: str, size=None, mtime_ns=None,
-               content_hash=None, output_path=None, colors=None, psnr=None, ssim=None,
-               bytes_in=None, bytes_out=None, seconds=None, error=None) -> None:
-        """Insert or update ``relpath``'s row, counting the attempt, in one transaction."""
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
+    def record(self, outcome: Outcome, *, settings_hash: str) -> None:
+        """Insert or update ``outcome.input``'s row, counting the attempt, in one transaction."""
+        if outcome.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}; got {outcome.status!r}")
         now = _now()
+        values = [getattr(outcome, name) for name in _OUTCOME_COLUMNS]
+        metrics = json.dumps({k: v for k, v in outcome.metrics.items() if v is not None})
+        columns = ("input", *_OUTCOME_COLUMNS, "metrics", "settings_hash", "attempts",
+                   "created_at", "updated_at")
+        updates = ", ".join(f"{name}=excluded.{name}" for name in (*_OUTCOME_COLUMNS, "metrics", "settings_hash"))
         with self._db:
             self._db.execute(
-                """INSERT INTO files (relpath, size, mtime_ns, content_hash, settings_hash, status,
-                       output_path, colors, psnr, ssim, bytes_in, bytes_out, seconds, error,
-                       attempts, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
-                   ON CONFLICT(relpath) DO UPDATE SET
-                       size=excluded.size, mtime_ns=excluded.mtime_ns,
-                       content_hash=excluded.content_hash, settings_hash=excluded.settings_hash,
-                       status=excluded.status, output_path=excluded.output_path,
-                       colors=excluded.colors, psnr=excluded.psnr, ssim=excluded.ssim,
-                       bytes_in=excluded.bytes_in, bytes_out=excluded.bytes_out,
-                       seconds=excluded.seconds, error=excluded.error,
-                       attempts=files.attempts + 1, updated_at=excluded.updated_at""",
-                (relpath, size, mtime_ns, content_hash, settings_hash, status, output_path, colors,
-                 psnr, ssim, bytes_in, bytes_out, seconds, error, now, now),
+                f"""INSERT INTO files ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})
+                    ON CONFLICT(input) DO UPDATE SET {updates},
+                        attempts=files.attempts + 1, updated_at=excluded.updated_at""",
+                (outcome.input, *values, metrics, settings_hash, 1, now, now),
             )
 
     def refresh_mtime(self, relpath: str, mtime_ns: int) -> None:
         """Same content under a new modification time (a copy, a touch): remember the time."""
         with self._db:
-            self._db.execute("UPDATE files SET mtime_ns = ? WHERE relpath = ?", (mtime_ns, relpath))
+            self._db.execute("UPDATE files SET input_mtime_ns = ? WHERE input = ?", (mtime_ns, relpath))
 
     def summary(self) -> dict:
-        """Counts per status, bytes before and after (done rows), mean PSNR, failures."""
+        """Counts per status, bytes before and after and mean PSNR (done rows), failures."""
         counts = {status: 0 for status in STATUSES}
-        for status, count in self._db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"):
-            counts[status] = count
-        bytes_in, bytes_out, mean_psnr, mean_ssim, seconds = self._db.execute(
-            "SELECT SUM(bytes_in), SUM(bytes_out), AVG(psnr), AVG(ssim), SUM(seconds) "
-            "FROM files WHERE status = 'done'").fetchone()
-        failures = [(row["relpath"], row["error"]) for row in self._db.execute(
-            "SELECT relpath, error FROM files WHERE status = 'failed' ORDER BY relpath")]
-        skipped = [(row["relpath"], row["error"]) for row in self._db.execute(
-            "SELECT relpath, error FROM files WHERE status = 'skipped' ORDER BY relpath")]
-        return {"counts": counts, "bytes_in": bytes_in or 0, "bytes_out": bytes_out or 0,
-                "mean_psnr": mean_psnr, "mean_ssim": mean_ssim, "seconds": seconds or 0.0,
-                "failures": failures, "skipped": skipped}
+        bytes_in = bytes_out = 0
+        psnrs, failures = [], []
+        for stored in self.rows().values():
+            outcome = stored.outcome
+            counts[outcome.status] += 1
+            if outcome.status == "done":
+                bytes_in += outcome.bytes_in or 0
+                bytes_out += outcome.bytes_out or 0
+                if outcome.metrics.get("psnr") is not None:
+                    psnrs.append(outcome.metrics["psnr"])
+            elif outcome.status == "failed":
+                failures.append((outcome.input, outcome.error))
+        return {"counts": counts, "bytes_in": bytes_in, "bytes_out": bytes_out,
+                "mean_psnr": sum(psnrs) / len(psnrs) if psnrs else None, "failures": failures}
 
     def export_csv(self, destination) -> int:
-        """Write every row as CSV; returns the number of rows."""
-        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM files ORDER BY relpath").fetchall()
+        """Write every row as CSV, one column per figure; returns the number of rows."""
+        header = ("input", *_OUTCOME_COLUMNS, *METRICS, *_BOOKKEEPING)
+        rows = self.rows()
         with open(destination, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(_COLUMNS)
-            writer.writerows(tuple(row) for row in rows)
+            writer.writerow(header)
+            for stored in rows.values():
+                outcome = stored.outcome
+                writer.writerow([outcome.input, *(getattr(outcome, n) for n in _OUTCOME_COLUMNS),
+                                 *(outcome.metrics.get(n) for n in METRICS),
+                                 *(getattr(stored, n) for n in _BOOKKEEPING)])
         return len(rows)
+
+
+def _stored(row: sqlite3.Row) -> StoredOutcome:
+    metrics = {name: None for name in METRICS}
+    metrics.update(json.loads(row["metrics"] or "{}"))
+    outcome = Outcome(input=row["input"], metrics=metrics,
+                      **{name: row[name] for name in _OUTCOME_COLUMNS})
+    return StoredOutcome(outcome, *(row[name] for name in _BOOKKEEPING))

@@ -1,42 +1,75 @@
-"""Quality figures of a quantized image against its input: MSE, PSNR and SSIM.
+"""Quality figures of a quantized image against its input, as data: one function and one
+:class:`Metric` entry in :data:`METRICS` per figure.
+
+Every record (``--json``, the manifest, the web API, the tables) has a key for each entry;
+entries marked ``default`` are computed for every output, the others when asked for
+(``Settings.metrics``), or when they are the quality target. Entries with ``target_bounds``
+can be a quality target (``target_<name>=`` in Python, ``--target-<name>`` on the command
+line).
 
 All figures are over every channel in 0..255. For images with transparency the colour of a
 fully transparent pixel is invisible, so it is zeroed in both images before comparing.
+numpy is imported inside the functions: the registry is read by ``colorquant --help``, which
+must stay instant.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-
-import numpy as np
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable
 
 from .threads import map_in_threads
 
-__all__ = ["Metrics", "mse", "psnr_from_mse", "ssim", "histogram_mse", "comparable",
-           "mean_ciede2000", "blurred_psnr"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Metric", "METRICS", "Metrics", "ImagePair", "measure", "mse", "psnr_from_mse", "ssim",
+           "histogram_mse", "comparable", "mean_ciede2000", "blurred_psnr"]
 
 _DATA_RANGE = 255.0
 
 
+class ImagePair:
+    """A reference and a test image of the same shape (H, W, C) uint8, as compared: the
+    colour of fully transparent pixels zeroed. Figures that share work (PSNR from MSE) take
+    it from here."""
+
+    def __init__(self, reference: np.ndarray, test: np.ndarray):
+        self.reference, self.test = comparable(reference), comparable(test)
+
+    @cached_property
+    def mse(self) -> float:
+        return mse(self.reference, self.test)
+
+
 @dataclass(frozen=True)
-class Metrics:
-    """Figures of one result. ``psnr`` is ``inf`` for a lossless result; ``ssim`` is None for
-    images under 3 pixels on a side, where the 3x3 window of SSIM does not fit."""
+class Metric:
+    """One figure of a result.
 
-    mse: float
-    psnr: float
-    ssim: float | None
-    n_colors: int
-    bytes: int
-    bpp: float
-    seconds: float
-    # Perceptual figures, computed on request (measure(..., perceptual=True)):
-    ciede2000: float | None = None     # mean CIEDE2000 colour difference
-    blurred_psnr: float | None = None  # PSNR after a Gaussian blur (sigma 1 px) of both
+    function : ImagePair -> float, or None where the figure is undefined (SSIM of a 2-pixel
+        image)
+    higher_is_better : the direction of a target (PSNR >= x, MSE <= x)
+    default : computed for every output; others only when asked for
+    target_bounds : ``(low, high, low_inclusive)`` when the figure can be a quality target
+    digits : decimals kept in records
+    """
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    name: str
+    title: str
+    function: Callable[[ImagePair], float | None]
+    unit: str = ""
+    higher_is_better: bool = True
+    default: bool = False
+    target_bounds: tuple[float, float, bool] | None = None
+    digits: int = 6
+    description: str = ""
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "title": self.title, "unit": self.unit,
+                "higher_is_better": self.higher_is_better, "default": self.default,
+                "target": self.target_bounds is not None, "description": self.description}
 
 
 def comparable(pixels: np.ndarray) -> np.ndarray:
@@ -62,6 +95,8 @@ def mse(reference: np.ndarray, test: np.ndarray) -> float:
     each): the differences fit in int16 and each band's sum of squares, below 2**53, is exact
     in a float64 dot product, which BLAS does 3x faster than numpy's int64 one.
     """
+    import numpy as np
+
     rows_per_chunk = max(1, _MSE_CHUNK // max(1, reference[0].size))
     total = 0
     for start in range(0, len(reference), rows_per_chunk):
@@ -118,6 +153,7 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float | None:
 
 def _ssim_band_sum(reference: np.ndarray, test: np.ndarray, band: tuple[int, int], window: int) -> tuple[float, int]:
     """Sum and number of the SSIM values of rows [start, stop), over every channel."""
+    import numpy as np
     from skimage.metrics import structural_similarity
 
     start, stop = band
@@ -138,6 +174,7 @@ def _ssim_band_sum(reference: np.ndarray, test: np.ndarray, band: tuple[int, int
 
 def mean_ciede2000(reference: np.ndarray, test: np.ndarray) -> float:
     """Mean CIEDE2000 difference (scikit-image) of the RGB channels, over all pixels."""
+    import numpy as np
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     return float(np.mean(deltaE_ciede2000(rgb2lab(reference[..., :3]), rgb2lab(test[..., :3]))))
@@ -146,6 +183,7 @@ def mean_ciede2000(reference: np.ndarray, test: np.ndarray) -> float:
 def blurred_psnr(reference: np.ndarray, test: np.ndarray, sigma: float = 1.0) -> float:
     """PSNR after a Gaussian blur of ``sigma`` pixels on both images: a stand-in for viewing
     from a distance, where error diffusion (dithering) averages out and banding does not."""
+    import numpy as np
     from scipy.ndimage import gaussian_filter
 
     sigmas = (sigma, sigma, 0)
@@ -166,6 +204,8 @@ def histogram_mse(
     Equal to :func:`mse` on the full images when ``counts`` covers every pixel; pixels that
     are not in the histogram (e.g. fully transparent ones) contribute no error.
     """
+    import numpy as np
+
     total = 0.0
     for start in range(0, len(colors), _HISTOGRAM_CHUNK):  # bounded temporaries for millions
         stop = start + _HISTOGRAM_CHUNK
@@ -173,3 +213,53 @@ def histogram_mse(
         squared = np.einsum("nc,nc->n", difference, difference)
         total += float(squared @ counts[start:stop])
     return total / (n_pixels * n_channels)
+
+
+# name -> figure; the order is the order of JSON keys and table columns.
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("mse", "MSE", lambda pair: pair.mse, higher_is_better=False, default=True,
+           target_bounds=(0.0, _DATA_RANGE**2, True),
+           description="mean squared error over all pixels and channels"),
+    Metric("psnr", "PSNR", lambda pair: psnr_from_mse(pair.mse), unit="dB", default=True,
+           target_bounds=(0.0, 100.0, False),
+           description="peak signal-to-noise ratio; inf for a lossless result"),
+    Metric("ssim", "SSIM", lambda pair: ssim(pair.reference, pair.test), default=True,
+           target_bounds=(0.0, 1.0, False),
+           description="structural similarity (scikit-image, 7x7 window), channels averaged"),
+    Metric("ciede2000", "dE2000", lambda pair: mean_ciede2000(pair.reference, pair.test),
+           higher_is_better=False, description="mean CIEDE2000 colour difference"),
+    Metric("blurred_psnr", "blurred PSNR", lambda pair: blurred_psnr(pair.reference, pair.test),
+           unit="dB", description="PSNR after a Gaussian blur (sigma 1 px) of both images"),
+)}
+
+
+def measure(reference: np.ndarray, test: np.ndarray, names) -> dict[str, float | None]:
+    """The figures ``names`` of ``test`` against ``reference``, every other key None."""
+    pair = ImagePair(reference, test)
+    wanted = set(names)
+    return {name: (metric.function(pair) if name in wanted else None)
+            for name, metric in METRICS.items()}
+
+
+def metric_names(extra=()) -> tuple[str, ...]:
+    """The default figures plus ``extra``, in registry order."""
+    wanted = set(extra)
+    return tuple(name for name, metric in METRICS.items() if metric.default or name in wanted)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Figures of one encoded result: ``values`` holds every registered figure (None where
+    not computed); each is also an attribute (``metrics.psnr``). ``psnr`` is ``inf`` for a
+    lossless result; ``ssim`` is None for images under 3 pixels on a side."""
+
+    values: dict
+    n_colors: int
+    bytes: int
+    bpp: float
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(f"'Metrics' object has no attribute {name!r}") from None

@@ -15,7 +15,6 @@ import numpy as np
 
 from .colorspace import to_features, to_srgb8
 from .histogram import ColorHistogram, color_histogram
-from .methods import load_method
 from .metrics import histogram_mse
 from .remap import nearest_palette_index
 
@@ -108,10 +107,9 @@ def prepare(pixels: np.ndarray, color_space: str = "rgb") -> PreparedImage:
     )
 
 
-def fit(
-    prepared: PreparedImage, n_colors: int, method: str, *, random_state: int = 0, **options
-) -> Quantization:
-    """Learn at most ``n_colors`` palette entries with ``method`` and label every colour."""
+def fit(prepared: PreparedImage, n_colors: int, settings) -> Quantization:
+    """Learn at most ``n_colors`` palette entries with ``settings``' method and label every
+    colour."""
     histogram = prepared.histogram
     budget = n_colors - int(prepared.has_transparent)
     if histogram.n_distinct == 0:
@@ -121,9 +119,8 @@ def fit(
         palette = histogram.colors
         color_labels = np.arange(histogram.n_distinct, dtype=np.uint8)
     else:
-        learned = load_method(method).fit_palette(
-            histogram, budget, random_state=random_state, **options
-        )
+        learned = settings.method_spec.fit_palette(
+            histogram, budget, random_state=settings.random_state, **settings.options)
         palette, color_labels = _tidy(histogram, learned.palette, learned.color_labels)
 
     error = histogram_mse(

@@ -67,30 +67,26 @@ def smooth_gradient_crop(pixels: np.ndarray, size: int = 64) -> tuple[slice, sli
     return slice(top, top + size), slice(left, left + size)
 
 
-def comparison_figure(original: np.ndarray, results: dict, *, figures: dict | None = None,
-                      titles: dict | None = None, original_bytes: int | None = None,
+def comparison_figure(original: np.ndarray, rows: list, *, original_bytes: int | None = None,
                       zoom: bool = False):
-    """Original | one panel per result, each titled with PSNR, SSIM and size, palettes below;
+    """Original | one panel per result, each titled with its figures and size, palettes below;
     with ``zoom``, a row of enlarged crops of the smoothest gradient area.
 
     original : (H, W, 3|4) uint8
-    results : {method name: QuantizedImage}
-    figures : {method name: Metrics} to show (default: each result's ``metrics``); perceptual
-        figures (CIEDE2000, blurred PSNR) are shown when present
+    rows : ``(title, QuantizedImage, Metrics)`` per panel; the default figures go on the
+        first line under the title, any other computed ones (CIEDE2000, ...) on the next
     """
     plt = _pyplot()
-    titles = titles or {}
-    figures = figures or {name: result.metrics for name, result in results.items()}
-    n_panels = 1 + len(results)
+    n_panels = 1 + len(rows)
     height, width = original.shape[:2]
     panel_width = 4.0
     image_height = panel_width * height / width
     swatch_height = 0.35 * panel_width / 4.0
-    rows, ratios = 2, [image_height, swatch_height]
+    grid_rows, ratios = 2, [image_height, swatch_height]
     if zoom:
-        rows, ratios = 3, [image_height, panel_width * 0.75, swatch_height]
-    figure = plt.figure(figsize=(panel_width * n_panels, sum(ratios) + 1.1 * (rows - 1)))
-    grid = figure.add_gridspec(rows, n_panels, height_ratios=ratios, hspace=0.2 if zoom else 0.04,
+        grid_rows, ratios = 3, [image_height, panel_width * 0.75, swatch_height]
+    figure = plt.figure(figsize=(panel_width * n_panels, sum(ratios) + 1.1 * (grid_rows - 1)))
+    grid = figure.add_gridspec(grid_rows, n_panels, height_ratios=ratios, hspace=0.2 if zoom else 0.04,
                                wspace=0.05)
     crop = smooth_gradient_crop(original) if zoom else None
     ax = figure.add_subplot(grid[0, 0])
@@ -102,22 +98,36 @@ def comparison_figure(original: np.ndarray, results: dict, *, figures: dict | No
         zoomed = figure.add_subplot(grid[1, 0])
         _show(zoomed, original[crop])
         zoomed.set_title("zoom: smoothest gradient", fontsize=9)
-    for column, (name, result) in enumerate(results.items(), start=1):
-        measured = figures[name]
+    for column, (title, result, measured) in enumerate(rows, start=1):
         ax = figure.add_subplot(grid[0, column])
         quantized = result.to_array()
         _show(ax, quantized)
-        psnr = "inf" if math.isinf(measured.psnr) else f"{measured.psnr:.2f} dB"
-        ssim = "n/a" if measured.ssim is None else f"{measured.ssim:.3f}"
-        title = (f"{titles.get(name, name)} ({measured.n_colors} colours)\n"
-                 f"PSNR {psnr} · SSIM {ssim} · {measured.bytes / 1024:.0f} KiB")
-        if measured.ciede2000 is not None:
-            title += f"\nΔE00 {measured.ciede2000:.2f} · blurred PSNR {measured.blurred_psnr:.2f} dB"
-        ax.set_title(title, fontsize=10)
+        ax.set_title(_panel_title(title, measured), fontsize=10)
         if zoom:
             _show(figure.add_subplot(grid[1, column]), quantized[crop])
-        _swatches(figure.add_subplot(grid[rows - 1, column]), result.palette)
+        _swatches(figure.add_subplot(grid[grid_rows - 1, column]), result.palette)
     return figure
+
+
+def _panel_title(title: str, measured) -> str:
+    from .metrics import METRICS
+
+    def text(name, value):
+        metric = METRICS[name]
+        if math.isinf(value):
+            return f"{metric.title} inf"
+        digits = 3 if not metric.unit and abs(value) <= 1 else 2
+        return f"{metric.title} {value:.{digits}f}" + (f" {metric.unit}" if metric.unit else "")
+
+    shown = {name: value for name, value in measured.values.items() if name != "mse"}
+    first = [text(n, v) if v is not None else f"{METRICS[n].title} n/a"
+             for n, v in shown.items() if METRICS[n].default]
+    second = [text(n, v) for n, v in shown.items() if not METRICS[n].default and v is not None]
+    lines = [f"{title} ({measured.n_colors} colours)",
+             " · ".join(first + [f"{measured.bytes / 1024:.0f} KiB"])]
+    if second:
+        lines.append(" · ".join(second))
+    return "\n".join(lines)
 
 
 def _crop_outline(crop):
@@ -151,7 +161,10 @@ def curve_figure(curves: dict, *, metric: str, target=None, chosen: dict | None 
         ax.axhline(target.value, color="grey", linestyle="--", linewidth=1, label=f"target {target.describe()}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("colours")
-    ax.set_ylabel({"psnr": "PSNR (dB)", "mse": "MSE", "ssim": "SSIM"}[metric])
+    from .metrics import METRICS
+
+    unit = METRICS[metric].unit
+    ax.set_ylabel(METRICS[metric].title + (f" ({unit})" if unit else ""))
     ax.set_title(f"Quality against colour count{': ' + image_name if image_name else ''}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

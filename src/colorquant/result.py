@@ -8,21 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import Metrics, blurred_psnr, comparable, mean_ciede2000, mse, psnr_from_mse, ssim
+from .metrics import Metrics, measure, metric_names
+from .settings import Settings
 
-__all__ = ["QuantizedImage", "SearchStep"]
+__all__ = ["QuantizedImage"]
 
 # Formats whose decoded file holds exactly the quantized pixels; others are measured on disk.
 _EXACT_FORMATS = ("png", "webp")
-
-
-@dataclass(frozen=True)
-class SearchStep:
-    """One colour count tried by the quality search, with the value its output reached."""
-
-    n_colors: int
-    value: float
-    meets_target: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,27 +29,43 @@ class QuantizedImage:
         Palette index of every pixel.
     original : ndarray of shape (H, W, 3|4), uint8
         The normalised input the figures are measured against.
-    method, n_colors_requested, random_state, color_space, dither : the settings used
-    seconds : time spent fitting and remapping
+    settings : the :class:`~colorquant.Settings` it was made with
+    n_colors_requested : the colour count fitted (the count a quality target chose)
+    seconds : time spent quantizing (histogram, fit and remap), not reading or encoding
     source : where the input came from; ``source_path`` and ``bytes_in`` if it was a file
     search : the colour counts tried when a quality target chose the count
+    target_met : False when ``--quality MIN-MAX`` kept the most colours without reaching MAX
     warnings : notes about the input a user should hear
     """
 
     palette: np.ndarray
     labels: np.ndarray
     original: np.ndarray = field(repr=False)
-    method: str
+    settings: Settings
     n_colors_requested: int
-    random_state: int
     seconds: float
-    color_space: str = "rgb"
-    dither: float = 0.0
     source: str = "<array>"
     source_path: Path | None = None
     bytes_in: int | None = None
-    search: tuple[SearchStep, ...] = ()
+    search: tuple = ()
+    target_met: bool = True
     warnings: tuple[str, ...] = ()
+
+    @property
+    def method(self) -> str:
+        return self.settings.method
+
+    @property
+    def random_state(self) -> int:
+        return self.settings.random_state
+
+    @property
+    def color_space(self) -> str:
+        return self.settings.color_space
+
+    @property
+    def dither(self) -> float:
+        return self.settings.dither
 
     @property
     def n_colors(self) -> int:
@@ -78,8 +86,10 @@ class QuantizedImage:
 
         return palette_image(self.labels, self.palette)
 
-    def encode(self, format: str = "png") -> bytes:  # noqa: A002 - the natural name
-        """The encoded file: "png" (palette, smallest bit depth), "gif", "webp" (lossless), "jpeg"."""
+    def encode(self, format: str | None = None) -> bytes:  # noqa: A002 - the natural name
+        """The encoded file in ``format`` (default: the settings' format): "png" (palette,
+        smallest bit depth), "gif", "webp" (lossless), "jpeg"."""
+        format = (format or self.settings.format).lower()
         if format == "png":
             return self._png_bytes
         from .imageio import encode_image
@@ -97,7 +107,7 @@ class QuantizedImage:
 
         Never overwrites the input it came from; an existing file only with ``overwrite``.
         """
-        from .imageio import write_atomic
+        from .storage import write_atomic
 
         path = Path(path)
         format = format or _format_from_suffix(path)
@@ -107,35 +117,25 @@ class QuantizedImage:
 
     @cached_property
     def metrics(self) -> Metrics:
-        """MSE, PSNR and SSIM against the input, and the size of the PNG encoding."""
+        """The default figures (and those the settings ask for) of the PNG encoding."""
         return self.measure(self._png_bytes, "png")
 
-    def measure(self, encoded: bytes, format: str = "png", *, perceptual: bool = False) -> Metrics:  # noqa: A002
-        """Figures of an encoding of this result, measured on what that file decodes to;
-        with ``perceptual``, also mean CIEDE2000 and blurred PSNR."""
-        reference = comparable(self.original)
+    def measure(self, encoded: bytes, format: str = "png", *, metrics=None) -> Metrics:  # noqa: A002
+        """Figures of an encoding of this result, measured on what that file decodes to:
+        the default ones plus ``metrics`` (default: those the settings ask for)."""
         if format in _EXACT_FORMATS:
             output = self.to_array()
         else:
             from .imageio import decode_pixels
 
-            output = _match_channels(decode_pixels(encoded), reference.shape[2])
-        output = comparable(output)
-        error = mse(reference, output)
+            output = _match_channels(decode_pixels(encoded), self.original.shape[2])
+        names = metric_names(self.settings.metrics if metrics is None else metrics)
         height, width = self.labels.shape
-        extra = {}
-        if perceptual:
-            extra = {"ciede2000": mean_ciede2000(reference, output),
-                     "blurred_psnr": blurred_psnr(reference, output)}
         return Metrics(
-            mse=error,
-            psnr=psnr_from_mse(error),
-            ssim=ssim(reference, output),
+            values=measure(self.original, output, names),
             n_colors=self.n_colors,
             bytes=len(encoded),
             bpp=8.0 * len(encoded) / (height * width),
-            seconds=self.seconds,
-            **extra,
         )
 
 

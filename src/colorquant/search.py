@@ -28,104 +28,75 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameterError, QualityTooLowError
-from .metrics import comparable, mse, psnr_from_mse, ssim
+from .errors import QualityTooLowError
+from .metrics import METRICS, ImagePair, psnr_from_mse
 from .pipeline import PreparedImage, Quantization, fit, label_image
-from .result import SearchStep
+from .settings import QualityTarget, Settings
 
-__all__ = ["QualityTarget", "make_target", "search_n_colors", "quality_curve", "quality_to_psnr"]
+__all__ = ["SearchStep", "SearchResult", "search_n_colors", "quality_curve", "CURVE_COUNTS"]
 
 # Colour counts of the quality curve (elbow plot): dense where the curve bends.
 CURVE_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
-TARGET_METRICS = ("psnr", "mse", "ssim")
 # Counts below the answer that must fail before it is accepted (non-monotonic quality).
 _CHECK_BELOW = 2
 
 
 @dataclass(frozen=True)
-class QualityTarget:
-    """A quality the output must reach: PSNR >= value, MSE <= value, or SSIM >= value."""
+class SearchStep:
+    """One colour count tried by the quality search, with the value its output reached."""
 
-    metric: str
+    n_colors: int
     value: float
-
-    def met_by(self, measured: float) -> bool:
-        if self.metric == "mse":
-            return measured <= self.value
-        return measured >= self.value
-
-    def describe(self) -> str:
-        unit = " dB" if self.metric == "psnr" else ""
-        relation = "<=" if self.metric == "mse" else ">="
-        return f"{self.metric.upper()} {relation} {self.value:g}{unit}"
+    meets_target: bool
 
 
-def make_target(*, psnr=None, mse=None, ssim=None) -> QualityTarget | None:
-    """Validate the at-most-one target given; None when none is."""
-    given = {name: value for name, value in (("psnr", psnr), ("mse", mse), ("ssim", ssim))
-             if value is not None}
-    if not given:
-        return None
-    if len(given) > 1:
-        raise InvalidParameterError(
-            f"give one quality target, not {' and '.join('target_' + n for n in given)}"
-        )
-    (metric, value), = given.items()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidParameterError(f"target_{metric} must be a finite number; got {value!r}")
-    bounds = {"psnr": (0.0, 100.0, False), "mse": (0.0, 255.0**2, True), "ssim": (0.0, 1.0, False)}
-    low, high, low_inclusive = bounds[metric]
-    if not ((value >= low) if low_inclusive else (value > low)) or value > high:
-        interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
-        raise InvalidParameterError(f"target_{metric} must be in {interval}; got {value!r}")
-    return QualityTarget(metric, float(value))
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """The count chosen, its fit, every count tried, and whether the target itself was met
+    (False when the fallback of ``--quality MIN-MAX`` accepted the largest count)."""
 
-
-def quality_to_psnr(quality: float) -> float:
-    """pngquant-style quality (0-100) as a PSNR target: 20 dB + quality / 4.
-
-    So quality 60 asks for 35 dB, 100 for 45 dB (MSE 2.06), 0 for 20 dB (MSE 650).
-    """
-    return 20.0 + quality / 4.0
+    n_colors: int
+    quantization: Quantization
+    trace: tuple[SearchStep, ...]
+    target_met: bool
 
 
 class _Evaluator:
     """Fits and measures each colour count once, keeping the trace."""
 
-    def __init__(self, prepared, original, method, target, random_state, options, dither=0.0):
-        self.prepared, self.original, self.dither = prepared, original, dither
-        self.method, self.target = method, target
-        self.random_state, self.options = random_state, options
+    def __init__(self, prepared: PreparedImage, original: np.ndarray, settings: Settings, metric: str):
+        self.prepared, self.original, self.settings = prepared, original, settings
+        self.metric = metric
         self.fits: dict[int, Quantization] = {}
         self.values: dict[int, float] = {}
         self.order: list[int] = []
 
     def value(self, n_colors: int) -> float:
         if n_colors not in self.values:
-            quantization = fit(self.prepared, n_colors, self.method,
-                               random_state=self.random_state, **self.options)
+            quantization = fit(self.prepared, n_colors, self.settings)
             self.fits[n_colors] = quantization
             self.values[n_colors] = self._measure(quantization)
             self.order.append(n_colors)
         return self.values[n_colors]
 
-    def meets(self, n_colors: int) -> bool:
-        return self.target.met_by(self.value(n_colors))
-
     def _measure(self, quantization: Quantization) -> float:
-        if self.target.metric in ("mse", "psnr") and not self.dither:
+        if self.metric in ("mse", "psnr") and not self.settings.dither:
             # exact from the histogram: every pixel of a colour takes the same entry
             error = quantization.mse
-            return error if self.target.metric == "mse" else psnr_from_mse(error)
-        output = comparable(quantization.palette[label_image(self.prepared, quantization, self.dither)])
-        reference = comparable(self.original)
-        if self.target.metric == "mse":
-            return mse(reference, output)
-        if self.target.metric == "psnr":
-            return psnr_from_mse(mse(reference, output))
-        measured = ssim(reference, output)
+            return error if self.metric == "mse" else psnr_from_mse(error)
+        labels = label_image(self.prepared, quantization, self.settings.dither)
+        measured = METRICS[self.metric].function(ImagePair(self.original, quantization.palette[labels]))
         return 1.0 if measured is None else measured  # tiny images: no SSIM window fits
+
+
+class _TargetEvaluator(_Evaluator):
+    def __init__(self, prepared, original, settings: Settings):
+        super().__init__(prepared, original, settings, settings.target.metric)
+        self.target = settings.target
+
+    def meets(self, n_colors: int) -> bool:
+        return self.target.met_by(self.value(n_colors))
 
     def trace(self) -> tuple[SearchStep, ...]:
         return tuple(SearchStep(k, self.values[k], self.target.met_by(self.values[k]))
@@ -141,29 +112,21 @@ def _scale(target: QualityTarget, value: float) -> float:
     return value
 
 
-def search_n_colors(
-    prepared: PreparedImage,
-    original: np.ndarray,
-    method: str,
-    target: QualityTarget,
-    *,
-    min_colors: int = 2,
-    max_colors: int = 256,
-    random_state: int = 0,
-    dither: float = 0.0,
-    **options,
-) -> tuple[int, Quantization, tuple[SearchStep, ...]]:
-    """The smallest count in ``[min_colors, max_colors]`` whose quantization meets ``target``.
+def search_n_colors(prepared: PreparedImage, original: np.ndarray, settings: Settings) -> SearchResult:
+    """The smallest count in ``[settings.min_colors, settings.n_colors]`` whose quantization
+    meets ``settings.target``.
 
-    Returns the count, its quantization and the trace of counts tried. Raises
-    :class:`QualityTooLowError` (with the best value reached) when even ``max_colors`` misses.
+    When even the largest count misses the target but meets ``settings.fallback``, that
+    count is the answer (``target_met`` False). Otherwise raises :class:`QualityTooLowError`
+    with the best value reached.
     """
-    evaluator = _Evaluator(prepared, original, method, target, random_state, options, dither)
+    target, min_colors, max_colors = settings.target, settings.min_colors, settings.n_colors
+    evaluator = _TargetEvaluator(prepared, original, settings)
     # At or above the number of distinct colours the result is lossless: nothing to search.
     ceiling = max(min_colors, min(max_colors, prepared.n_distinct))
 
     if evaluator.meets(min_colors):
-        return min_colors, evaluator.fits[min_colors], evaluator.trace()
+        return SearchResult(min_colors, evaluator.fits[min_colors], evaluator.trace(), True)
 
     # Bracket: a cheap first count, then counts predicted from the two largest counts known.
     failing, passing = min_colors, None
@@ -176,10 +139,16 @@ def search_n_colors(
         if passed:
             passing = candidate
         elif candidate >= ceiling:
-            best = max(evaluator.values.values()) if target.metric != "mse" else min(evaluator.values.values())
+            reached = evaluator.values[candidate]
+            if settings.fallback is not None and settings.fallback.met_by(reached):
+                # pngquant's --quality MIN-MAX: MAX missed, MIN met: keep the most colours.
+                return SearchResult(candidate, evaluator.fits[candidate], evaluator.trace(), False)
+            best = (max if target.higher_is_better else min)(evaluator.values.values())
+            best_at = next(k for k in evaluator.order if evaluator.values[k] == best)
+            goal = target if settings.fallback is None else settings.fallback
             raise QualityTooLowError(
-                f"{target.describe()} not reached with up to {max_colors} colours "
-                f"(best {target.metric.upper()} {best:.4g} at {candidate} colours)",
+                f"{goal.describe()} not reached with up to {max_colors} colours "
+                f"(best {METRICS[target.metric].title} {best:.4g} at {best_at} colours)",
                 best_value=best,
             )
         else:
@@ -221,7 +190,7 @@ def search_n_colors(
         if evaluator.meets(probe):
             answer = probe
         probe -= 1
-    return answer, evaluator.fits[answer], evaluator.trace()
+    return SearchResult(answer, evaluator.fits[answer], evaluator.trace(), True)
 
 
 def _log_crossing(target: QualityTarget, point0: tuple[int, float], point1: tuple[int, float]) -> float | None:
@@ -235,7 +204,7 @@ def _log_crossing(target: QualityTarget, point0: tuple[int, float], point1: tupl
     return math.exp(math.log(k0) + (goal - s0) * (math.log(k1) - math.log(k0)) / (s1 - s0))
 
 
-def _interpolate(evaluator: _Evaluator, target: QualityTarget, failing: int, passing: int) -> int | None:
+def _interpolate(evaluator: _TargetEvaluator, target: QualityTarget, failing: int, passing: int) -> int | None:
     """Next count inside the open bracket: the predicted crossing rounded up, kept inside;
     None when the values do not rise across the bracket (then bisect)."""
     crossing = _log_crossing(target, (failing, evaluator.values[failing]),
@@ -245,7 +214,7 @@ def _interpolate(evaluator: _Evaluator, target: QualityTarget, failing: int, pas
     return min(passing - 1, max(failing + 1, math.ceil(crossing)))
 
 
-def _extrapolate(evaluator: _Evaluator, target: QualityTarget, failing: int, ceiling: int) -> int:
+def _extrapolate(evaluator: _TargetEvaluator, target: QualityTarget, failing: int, ceiling: int) -> int:
     """Next count above ``failing``, the largest count tried (nothing passes yet): the crossing
     predicted by the line through it and a count at least 20% smaller (adjacent counts differ
     by less than their fits' noise, which would make the slope wild); doubling when the line
@@ -257,16 +226,10 @@ def _extrapolate(evaluator: _Evaluator, target: QualityTarget, failing: int, cei
     return min(guess, ceiling)
 
 
-def quality_curve(
-    prepared: PreparedImage, original: np.ndarray, method: str, metric: str = "psnr", *,
-    max_colors: int = 256, random_state: int = 0, dither: float = 0.0, **options,
-) -> list[tuple[int, float]]:
-    """``(colour count, metric value)`` for the counts of ``CURVE_COUNTS`` up to ``max_colors``,
-    each fitted as a fixed-count run would be."""
-    if metric not in TARGET_METRICS:
-        raise InvalidParameterError(f"metric must be one of {', '.join(TARGET_METRICS)}; got {metric!r}")
-    # The target value is irrelevant here; it only tells the evaluator what to measure.
-    evaluator = _Evaluator(prepared, original, method, QualityTarget(metric, 0.0), random_state,
-                           options, dither)
-    counts = sorted({min(k, max_colors) for k in CURVE_COUNTS})
+def quality_curve(prepared: PreparedImage, original: np.ndarray, settings: Settings,
+                  metric: str = "psnr") -> list[tuple[int, float]]:
+    """``(colour count, metric value)`` for the counts of ``CURVE_COUNTS`` up to
+    ``settings.n_colors``, each fitted as a fixed-count run would be."""
+    evaluator = _Evaluator(prepared, original, settings, metric)
+    counts = sorted({min(k, settings.n_colors) for k in CURVE_COUNTS})
     return [(k, evaluator.value(k)) for k in counts]

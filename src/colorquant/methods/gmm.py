@@ -19,9 +19,8 @@ from ..histogram import ColorHistogram
 from ..remap import palette_means
 from . import PaletteFit
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-# Chosen from benchmarks/gmm_covariance.py on CQ100 at 16 colours (see README).
-DEFAULT_COVARIANCE_TYPE = "spherical"
+# The covariance types and the default (spherical, the best of the four on CQ100 at 16
+# colours: benchmarks/core.py, README) are declared with the method in methods/__init__.py.
 MAX_FIT_SAMPLES = 20000
 # Variance added to every covariance, in (0..255 intensity levels)^2 (scaled for other spaces).
 REG_COVAR = 1.0
@@ -34,7 +33,7 @@ def fit_palette(
     n_colors: int,
     *,
     random_state: int = 0,
-    covariance_type: str = DEFAULT_COVARIANCE_TYPE,
+    covariance_type: str = "spherical",
 ) -> PaletteFit:
     """Mixture components of a pixel sample; palette = mean of the pixels each one takes."""
     rng = np.random.default_rng(random_state)

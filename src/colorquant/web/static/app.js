@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let chosenFile = null;
 let originalUrl = null;
 let compressedUrl = null;
+let methods = [];  // from GET /api/methods: the server's registry of methods and their options
 
 function kib(bytes) { return (bytes / 1024).toFixed(1) + " KiB"; }
 
@@ -24,6 +25,52 @@ function formData(extra = {}) {
   data.append("color_space", $("space").value);
   for (const [key, value] of Object.entries(extra)) data.append(key, value);
   return data;
+}
+
+function methodOptions(name) {
+  // The chosen method's own options (e.g. a mixture's covariance type), as form fields.
+  const fields = {};
+  for (const select of $("method-options").querySelectorAll("select")) {
+    if (select.dataset.method === name) fields[select.name] = select.value;
+  }
+  return fields;
+}
+
+function showMethodOptions() {
+  const method = methods.find((m) => m.name === $("method").value);
+  $("method-options").replaceChildren(...(method ? method.options : []).map((option) => {
+    const label = document.createElement("label");
+    const select = document.createElement("select");
+    select.name = option.name;
+    select.dataset.method = method.name;
+    for (const choice of option.choices) {
+      const item = document.createElement("option");
+      item.value = item.textContent = choice;
+      item.selected = choice === option.default;
+      select.append(item);
+    }
+    select.addEventListener("change", compress);
+    label.append(option.name.replace(/_/g, " ") + " ", select);
+    return label;
+  }));
+}
+
+async function loadMethods() {
+  const response = await fetch("/api/methods");
+  methods = await response.json();
+  $("method").replaceChildren(...methods.map((method) => {
+    const item = document.createElement("option");
+    item.value = method.name;
+    item.textContent = method.title;
+    item.title = method.description;
+    return item;
+  }));
+  showMethodOptions();
+}
+
+function titleOf(name) {
+  const method = methods.find((m) => m.name === name);
+  return method ? method.title : name;
 }
 
 async function errorText(response) {
@@ -48,7 +95,7 @@ async function compress() {
   setStatus("Compressing…");
   $("run").disabled = true;
   try {
-    const response = await fetch("/api/compress", { method: "POST", body: formData({ method: $("method").value }) });
+    const response = await fetch("/api/compress", { method: "POST", body: formData({ method: $("method").value, ...methodOptions($("method").value) }) });
     if (!response.ok) { setStatus(await errorText(response), true); return; }
     const blob = await response.blob();
     if (compressedUrl) URL.revokeObjectURL(compressedUrl);
@@ -82,21 +129,20 @@ async function compress() {
 }
 
 async function compareAll() {
-  setStatus("Running all three methods…");
+  setStatus("Running every method…");
   $("compare").disabled = true;
   try {
     const response = await fetch("/api/compare", { method: "POST", body: formData() });
     if (!response.ok) { setStatus(await errorText(response), true); return; }
     const records = await response.json();
-    const titles = { kmeans: "K-Means", minibatch: "Mini-Batch", gmm: "GMM" };
     $("comparison-grid").replaceChildren(...records.map((record) => {
       const figure = document.createElement("figure");
       const image = document.createElement("img");
       image.src = "data:image/png;base64," + record.png_base64;
-      image.alt = titles[record.method];
+      image.alt = titleOf(record.method);
       const caption = document.createElement("figcaption");
       const psnr = record.psnr === null ? "lossless" : record.psnr.toFixed(2) + " dB";
-      caption.textContent = `${titles[record.method]}: ${record.colors} colours, PSNR ${psnr}, ` +
+      caption.textContent = `${titleOf(record.method)}: ${record.colors} colours, PSNR ${psnr}, ` +
         `SSIM ${record.ssim === null ? "n/a" : record.ssim.toFixed(4)}, ${kib(record.bytes_out)} ` +
         `(${(100 * record.ratio).toFixed(1)}%), ${record.seconds.toFixed(2)} s`;
       const swatches = document.createElement("div");
@@ -108,7 +154,7 @@ async function compareAll() {
       return figure;
     }));
     $("comparison").hidden = false;
-    setStatus("Compared all three methods");
+    setStatus("Compared every method");
   } catch (error) {
     setStatus("Request failed: " + error, true);
   } finally {
@@ -140,7 +186,8 @@ $("colors").addEventListener("change", compress);
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
   radio.addEventListener("change", () => { $("target").disabled = radio.value !== "target" || !radio.checked; compress(); });
 }
-for (const id of ["method", "target", "dither", "space"]) $(id).addEventListener("change", compress);
+$("method").addEventListener("change", () => { showMethodOptions(); compress(); });
+for (const id of ["target", "dither", "space"]) $(id).addEventListener("change", compress);
 $("run").addEventListener("click", compress);
 $("compare").addEventListener("click", compareAll);
 $("zoom").addEventListener("change", () => {
@@ -165,3 +212,4 @@ handle.addEventListener("keydown", (event) => {
   if (event.key === "ArrowRight") setSplit(now + 5);
 });
 setSplit(50);
+loadMethods();

@@ -1,0 +1,254 @@
+"""One function per command: each takes the parsed arguments, calls the library, prints
+through :mod:`.report`, and returns an exit status. Errors the library raises are left to
+``main``, which maps them in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .argtypes import UsageError
+from .parser import method_options_from_args, settings_from_args
+from .report import (BatchProgress, batch_summary, describe_outcome, error, figures_table, kib,
+                     status_report, warn)
+from .status import ExitStatus, outcome_status, overall_status
+
+__all__ = ["COMMANDS"]
+
+
+def _make_folder(folder: Path) -> None:
+    from ..errors import ImageWriteError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as problem:
+        raise ImageWriteError(f"{folder}: cannot create output folder ({problem.strerror or problem})") from None
+
+
+# --------------------------------------------------------------------------- compress
+
+
+def compress(args) -> ExitStatus:
+    if args.output and len(args.inputs) > 1:
+        raise UsageError("--output takes one input; use --output-dir for several")
+    metrics = ("ciede2000", "blurred_psnr") if args.json else ()
+    settings = settings_from_args(args, metrics=metrics)
+    if args.format == "jpeg" and not args.quiet:
+        warn("JPEG re-expands the palette to millions of colours and usually makes the file "
+             "larger than a palette PNG")
+    if args.format == "gif" and not args.quiet:
+        warn("GIF keeps only fully transparent or opaque pixels")
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    if output_dir is not None:
+        _make_folder(output_dir)
+
+    statuses = []
+    for outcome in _run_compress(args.inputs, settings, args, output_dir):
+        statuses.append(outcome_status(outcome))
+        if not args.quiet:
+            for note in outcome.warnings:
+                warn(note)
+        if outcome.error:
+            error(outcome.error)
+        if args.json:
+            print(json.dumps(outcome.as_json()), flush=True)
+        elif outcome.status == "done" and not args.quiet:
+            print(describe_outcome(outcome), flush=True)
+    return overall_status(statuses)
+
+
+def _run_compress(inputs, settings, args, output_dir):
+    from ..compress import compress_file
+
+    jobs = min(args.jobs or os.cpu_count() or 1, len(inputs))
+    output_path = Path(args.output) if args.output else None
+    options = dict(output_path=output_path, output_dir=output_dir, overwrite=args.force)
+    if jobs <= 1:
+        for path in inputs:
+            yield compress_file(path, settings, **options)
+        return
+
+    from ..compress import worker_pool
+
+    with worker_pool(jobs, settings) as pool:
+        futures = [pool.submit(compress_file, path, settings, **options) for path in inputs]
+        for future in futures:
+            yield future.result()
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def batch(args) -> ExitStatus:
+    if args.status:
+        return batch_status(args)
+    if args.csv:
+        raise UsageError("--csv goes with --status")
+    if not args.output_dir:
+        raise UsageError("batch needs -o/--output-dir OUTPUT_DIR")
+    settings = settings_from_args(args)
+    from ..batch import run_batch
+
+    progress = BatchProgress(quiet=args.quiet)
+    try:
+        summary = run_batch(args.folder, args.output_dir, settings, recursive=args.recursive,
+                            jobs=args.jobs, scheduler=args.scheduler, manifest_path=args.manifest,
+                            retry_failed=args.retry_failed, on_event=progress)
+    finally:
+        progress.close()
+    print(batch_summary(summary), file=sys.stderr if args.quiet else sys.stdout)
+    from ..errors import error_class
+    from .status import exit_status_for
+
+    return overall_status(exit_status_for(error_class(kind)) for kind in summary.error_kinds)
+
+
+def batch_status(args) -> ExitStatus:
+    from ..errors import ImageReadError
+    from ..manifest import MANIFEST_NAME, Manifest
+
+    path = Path(args.manifest) if args.manifest else Path(args.folder) / MANIFEST_NAME
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no manifest here (is {args.folder} a batch output folder?)")
+    with Manifest(path, readonly=True) as manifest:
+        summary = manifest.summary()
+        if args.csv:
+            from ..storage import check_destination
+
+            check_destination(args.csv, overwrite=True)
+            exported = manifest.export_csv(args.csv)
+    print(status_report(summary))
+    if args.csv:
+        print(f"wrote {exported} rows to {args.csv}")
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- compare, demo
+
+
+def _every_method(image, args, *, perceptual: bool = True) -> list:
+    """``(title, result, figures)`` for every registered method, encoded as PNG."""
+    from ..api import quantize
+    from ..methods import METHODS
+
+    metrics = ("ciede2000", "blurred_psnr") if perceptual else ()
+    rows = []
+    for name, spec in METHODS.items():
+        settings = settings_from_args(args, method=name, metrics=metrics)
+        result = quantize(image, settings=settings)
+        rows.append((spec.title, result, result.measure(result.encode("png"))))
+    return rows
+
+
+def compare(args) -> ExitStatus:
+    from ..imageio import read_image
+    from ..storage import check_destination, write_atomic
+    from ..plots import comparison_figure, figure_png
+
+    source = Path(args.input)
+    n_colors = args.colors or 16
+    output = Path(args.output) if args.output else source.with_name(f"{source.stem}-compare-k{n_colors}.png")
+    settings_from_args(args)  # every option checked before the file is read
+    loaded = read_image(source, max_pixels=args.max_pixels)
+    check_destination(output, overwrite=args.force, protect=(source,))
+    rows = _every_method(loaded, args)
+    figure = comparison_figure(loaded.pixels, rows, zoom=args.zoom)
+    write_atomic(figure_png(figure), output, overwrite=args.force, protect=(source,))
+    print(figures_table([(title, figures, result.seconds) for title, result, figures in rows],
+                        bytes_in=loaded.n_bytes))
+    print(f"figure: {output}")
+    return ExitStatus.OK
+
+
+def demo(args) -> ExitStatus:
+    from skimage import data
+
+    from ..imageio import encode_reference_png
+    from ..storage import write_atomic
+    from ..methods import METHODS
+    from ..plots import comparison_figure, figure_png
+
+    photo = data.astronaut()
+    folder = Path(args.output_dir)
+    _make_folder(folder)
+    # The demo owns its folder's files, so a second run replaces them.
+    original_png = encode_reference_png(photo)
+    write_atomic(original_png, folder / "original.png", overwrite=True)
+    args.seed, args.max_pixels, args.color_space, args.dither = 0, 100_000_000, "rgb", 0.0
+    rows = _every_method(photo, args)
+    for name, (_, result, _) in zip(METHODS, rows):
+        result.save(folder / f"compressed_{name}_K{args.colors}.png", overwrite=True)
+    figure = comparison_figure(photo, rows, original_bytes=len(original_png))
+    write_atomic(figure_png(figure), folder / f"comparison_K{args.colors}.png", overwrite=True)
+    print(f"scikit-image 'astronaut' photo, 512x512, {args.colors} colours; "
+          f"original as 24-bit PNG: {kib(len(original_png))}")
+    print(figures_table([(title, figures, result.seconds) for title, result, figures in rows],
+                        bytes_in=len(original_png)))
+    print(f"wrote {folder}/: original.png, "
+          + ", ".join(f"compressed_{name}_K{args.colors}.png" for name in METHODS)
+          + f", comparison_K{args.colors}.png")
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- curve
+
+
+def curve(args) -> ExitStatus:
+    from ..api import quality_curves
+    from ..imageio import read_image
+    from ..storage import check_destination, write_atomic
+    from ..methods import METHODS
+    from ..plots import curve_figure, figure_png
+
+    if args.colors is None:
+        args.colors = 256  # the curve runs up to 256 colours unless told
+    settings = settings_from_args(args)
+    source = Path(args.input)
+    output = Path(args.output) if args.output else source.with_name(f"{source.stem}-curve.png")
+    loaded = read_image(source, max_pixels=args.max_pixels)
+    check_destination(output, overwrite=args.force, protect=(source,))
+    from ..errors import InvalidParameterError
+
+    try:
+        curves = quality_curves(loaded, settings, methods=[args.method] if args.method else None,
+                                metric=args.metric, options=method_options_from_args(args))
+    except InvalidParameterError as problem:
+        raise UsageError(str(problem)) from None
+    for method, reason in curves.errors.items():
+        warn(f"{METHODS[method].title}: {reason}")
+    titles = {name: spec.title for name, spec in METHODS.items()}
+    figure = curve_figure(curves.points, metric=curves.metric, target=settings.target,
+                          chosen=curves.chosen, titles=titles, image_name=source.name)
+    write_atomic(figure_png(figure), output, overwrite=args.force, protect=(source,))
+    for method, points in curves.points.items():
+        line = ", ".join(f"{k}: {v:.4g}" for k, v in points)
+        found = f"; chosen {curves.chosen[method][0]}" if curves.chosen.get(method) else ""
+        print(f"{titles[method]} {curves.metric}: {line}{found}")
+    print(f"figure: {output}")
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def serve(args) -> ExitStatus:
+    from ..errors import MissingDependencyError
+
+    try:
+        import uvicorn
+
+        from ..web import WebSettings, create_app
+    except ImportError as problem:
+        raise MissingDependencyError(
+            f"the web app needs its extra: pip install 'colorquant[web]' ({problem})") from None
+    app = create_app(WebSettings(max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+                                 max_pixels=args.max_pixels))
+    print(f"colorquant: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return ExitStatus.OK
+
+
+COMMANDS = {"compress": compress, "batch": batch, "compare": compare, "demo": demo,
+            "curve": curve, "serve": serve}

@@ -1,0 +1,85 @@
+"""What happened to one input: one record for ``compress``, ``batch``, the manifest and the web.
+
+An :class:`Outcome` is "done" (an output was written, or encoded for the web), "skipped" (a
+rule said not to write: the output would not be smaller, the quality target was not met) or
+"failed" (the input could not be read, the output could not be written). A failure keeps the
+exception's class name in ``error_kind``, so that the CLI can map even a stored outcome to its
+exit status through the same function as a live one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from .metrics import METRICS
+
+__all__ = ["Outcome", "STATUSES", "DONE", "SKIPPED", "FAILED"]
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+STATUSES = (DONE, SKIPPED, FAILED)
+
+
+def _finite(value, digits: int = 6):
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The record of one input.
+
+    input : the input as named by the caller (a path, or a batch's path relative to its folder)
+    output : where the output was written (None unless done; a batch's is relative to its
+        output folder)
+    metrics : every registered figure by name, None where not computed
+    error_kind : the class name of the error that made it skipped or failed
+    input_size, input_mtime_ns, input_hash : the input's identity when it was read (batch)
+    output_hash : BLAKE2b-128 of the output's bytes (batch checks outputs against it)
+    """
+
+    input: str
+    status: str = DONE
+    output: str | None = None
+    method: str | None = None
+    colors: int | None = None
+    metrics: dict = field(default_factory=dict)
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    bpp: float | None = None
+    seconds: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    warnings: tuple[str, ...] = ()
+    search: tuple = ()
+    input_size: int | None = None
+    input_mtime_ns: int | None = None
+    input_hash: str | None = None
+    output_hash: str | None = None
+    # The exception itself, while the outcome lives in one process (not stored).
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_error(cls, input: str, status: str, error: BaseException, **fields) -> "Outcome":  # noqa: A002
+        return cls(input=input, status=status, error=str(error), error_kind=type(error).__name__,
+                   exception=error, **fields)
+
+    def with_changes(self, **changes) -> "Outcome":
+        return replace(self, **changes)
+
+    def as_json(self) -> dict:
+        """The documented JSON record: ``input``, ``output``, ``method``, ``colors``, one key
+        per registered figure, ``bytes_in``, ``bytes_out``, ``bpp``, ``seconds``, ``status``,
+        ``error``. Infinite or missing figures are null."""
+        record = {"input": self.input, "output": self.output, "method": self.method,
+                  "colors": self.colors}
+        for name, metric in METRICS.items():
+            record[name] = _finite(self.metrics.get(name), metric.digits)
+        record.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, bpp=_finite(self.bpp),
+                      seconds=_finite(self.seconds), status=self.status, error=self.error)
+        return record
+
+    def stored(self) -> dict:
+        """Every field but the live exception, as plain values (for the manifest)."""
+        values = asdict(self)
+        values.pop("exception")
+        return values

@@ -1,0 +1,55 @@
+"""The figures: exact MSE in bands, banded SSIM equal to the whole-image call and independent
+of threads, the histogram MSE, and the registry every record is built from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from colorquant.histogram import color_histogram
+from colorquant.metrics import histogram_mse, mse
+from colorquant.remap import nearest_palette_index
+
+
+def test_histogram_mse_equals_pixel_mse(coffee):
+    pixels = coffee.reshape(-1, 3)
+    histogram = color_histogram(pixels)
+    palette = np.array([[0, 0, 0], [128, 100, 90], [250, 240, 230]], dtype=np.uint8)
+    color_labels = nearest_palette_index(histogram.colors, palette)
+    quantized = palette[color_labels[histogram.inverse]]
+    expected = mse(pixels, quantized)
+    got = histogram_mse(histogram.colors, histogram.counts, palette, color_labels, len(pixels), 3)
+    assert abs(got - expected) < 1e-9 * expected
+
+
+def test_banded_ssim_equals_whole_image_ssim(coffee, monkeypatch):
+    from skimage.metrics import structural_similarity
+
+    import colorquant.metrics as metrics
+
+    quantized = metrics.comparable(coffee // 32 * 32)
+    whole = structural_similarity(coffee, quantized, channel_axis=-1, data_range=255)
+    monkeypatch.setattr(metrics, "_SSIM_BAND_PIXELS", 3000)  # bands of 7 rows
+    assert abs(metrics.ssim(coffee, quantized) - whole) < 1e-6
+
+
+def test_ssim_does_not_depend_on_the_number_of_threads(coffee, monkeypatch):
+    import colorquant.metrics as metrics
+    from colorquant.threads import thread_count
+
+    quantized = coffee // 24 * 24
+    monkeypatch.setattr(metrics, "_SSIM_BAND_PIXELS", 20000)  # about 33 bands
+    figures = {}
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        assert thread_count() == int(threads)
+        figures[threads] = metrics.ssim(coffee, quantized)
+    assert figures["1"] == figures["2"] == figures["3"]
+
+
+def test_mse_is_exact_in_bands(coffee, monkeypatch):
+    import colorquant.metrics as metrics
+
+    other = coffee[::-1]
+    expected = np.mean((coffee.astype(np.float64) - other) ** 2)
+    monkeypatch.setattr(metrics, "_MSE_CHUNK", 5000)
+    assert metrics.mse(coffee, other) == expected
