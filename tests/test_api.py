@@ -175,3 +175,42 @@ def test_quantize_rejects_bad_arrays():
         cq.quantize(np.zeros((4, 4, 3), dtype=np.float32))
     with pytest.raises(InvalidParameterError, match="shape"):
         cq.quantize(np.zeros((4, 4, 2), dtype=np.uint8))
+
+
+def test_every_mistake_a_caller_can_make_is_a_colorquant_error(tmp_path):
+    # A NaN sample has no colour: refused, not crushed to two colours with psnr=inf.
+    with_nan = Image.fromarray(np.array([[0.5, np.nan], [0.2, 0.1]], np.float32), mode="F")
+    with pytest.raises(cq.ImageReadError, match="NaN or infinite samples"):
+        cq.quantize(with_nan)
+    # A lazily opened PNG whose data ends early decodes inside quantize: our error, not OSError.
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    lazy = Image.open(io.BytesIO(buffer.getvalue()[:3000]))
+    with pytest.raises(cq.ImageReadError, match="truncated"):
+        cq.quantize(lazy)
+    for bad in ("abc", 0, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="max_pixels must be an int >= 1"):
+            cq.quantize(np.zeros((4, 4, 3), np.uint8), max_pixels=bad)
+
+
+def test_premultiplied_modes_are_read():
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = np.arange(8)[None, :] * 30 + 10
+    for mode in ("La", "RGBa"):
+        image = Image.fromarray(rgba).convert("LA" if mode == "La" else "RGBA").convert(mode)
+        result = cq.quantize(image, n_colors=4)
+        assert result.palette.shape[1] == 4 and 2 <= result.n_colors <= 4
+
+
+def test_max_pixels_applies_to_arrays_too():
+    with pytest.raises(cq.ImageTooLargeError, match="8x4 is 32 pixels, over the limit of 31"):
+        cq.quantize(np.zeros((4, 8, 3), np.uint8), max_pixels=31)
+    assert cq.quantize(np.zeros((4, 8, 3), np.uint8), max_pixels=32).n_colors == 1
+
+
+def test_format_names_are_case_insensitive(coffee, tmp_path):
+    result = cq.quantize(coffee[:40, :40], n_colors=8)
+    assert result.encode("GIF")[:3] == b"GIF"
+    assert result.save(tmp_path / "x.bin", format="GIF").read_bytes()[:3] == b"GIF"
+    assert cq.Settings(format="WebP").format == "webp"

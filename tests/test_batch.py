@@ -256,16 +256,260 @@ def test_a_bug_fails_that_file_and_the_run_exits_1(run_cli, tmp_path, coffee, mo
     import colorquant.batch
 
     source = make_tree(tmp_path, coffee)
-    real = colorquant.batch.compress_file
+    real = colorquant.batch.compress_image
 
-    def buggy(path, *args, **kwargs):
-        if path.name == "img002.png":
+    def buggy(loaded, settings):
+        if loaded.source == "img002.png":
             raise RuntimeError("a bug")
-        return real(path, *args, **kwargs)
+        return real(loaded, settings)
 
-    monkeypatch.setattr(colorquant.batch, "compress_file", buggy)
+    monkeypatch.setattr(colorquant.batch, "compress_image", buggy)
     result = run_cli("batch", source, "-o", tmp_path / "out", "--jobs", "1")
     assert result.status == 1, result
     rows = manifest_rows(tmp_path / "out")
     assert rows["img002.png"]["status"] == "failed" and "internal error: RuntimeError" in rows["img002.png"]["error"]
     assert rows["img000.png"]["status"] == "done"
+
+
+# --------------------------------------------------------------------------- nothing lost
+
+
+def image_files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*.png")}
+
+
+def test_status_csv_never_overwrites_without_force_nor_the_manifest_or_an_input(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    photo = source / "img000.png"
+    before = photo.read_bytes()
+    notes = source / "notes.txt"
+    assert_one_line_error(run_cli("batch", "--status", output, "--csv", notes), 4, "already exists",
+                          "--force replaces it")
+    assert notes.read_text() == "not an image"
+    for protected, fragment in ((photo, "a file the manifest names"),
+                                (output / "colorquant.sqlite", "is the manifest")):
+        assert_one_line_error(run_cli("batch", "--status", output, "--csv", protected, "--force"), 4, fragment)
+    assert photo.read_bytes() == before
+    assert len(manifest_rows(output)) == 2  # the manifest is intact
+    assert run_cli("batch", "--status", output, "--csv", tmp_path / "rows.csv").status == 0
+    assert run_cli("batch", "--status", output, "--csv", tmp_path / "rows.csv", "--force").status == 0
+
+
+def test_only_its_own_temporary_files_are_cleaned_up(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    (source / "trip" / ".draft.part").write_text("someone's draft")
+    (tmp_path / ".video.mkv.part").write_text("a download in progress")
+    # the output folder is the input's parent: every .part there belongs to somebody else
+    result = run_cli("batch", source, "-o", tmp_path, "--recursive")
+    assert result.status == 0, result
+    assert (source / "trip" / ".draft.part").read_text() == "someone's draft"
+    assert (tmp_path / ".video.mkv.part").read_text() == "a download in progress"
+    # a leftover of this folder's own (a killed run's) is removed, and counted
+    with sqlite3.connect(tmp_path / "colorquant.sqlite") as db:
+        token = db.execute("SELECT value FROM meta WHERE key = 'temp_token'").fetchone()[0]
+    leftover = tmp_path / f".img000-kmeans-k16.png.{token}.abc123_x.part"
+    leftover.write_bytes(b"half a png")
+    again = run_cli("batch", source, "-o", tmp_path, "--recursive")
+    assert not leftover.exists() and "temporaries removed" in again.out
+    assert (tmp_path / ".video.mkv.part").exists()
+
+
+def test_new_settings_that_skip_or_fail_keep_the_earlier_output(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    before = {name: (output / name).read_bytes() for name in image_files(output)}
+    again = run_cli("batch", source, "-o", output, "--target-psnr", "60", "-k", "32")
+    assert again.status == 0, again  # skipping is what was asked for
+    assert {name: (output / name).read_bytes() for name in image_files(output)} == before
+    assert "earlier output img000-kmeans-k16.png kept" in again.err
+    assert "earlier outputs kept" in again.out
+    rows = manifest_rows(output)
+    assert {r["status"] for r in rows.values()} == {"skipped"}
+    assert {r["output"] for r in rows.values()} == set(before)
+    status = run_cli("batch", "--status", output)
+    assert "outputs   2 files (2 kept from earlier runs)" in status.out
+
+
+def test_missing_outputs_are_rebuilt_and_changed_ones_are_left_alone(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    good = (output / "img002-kmeans-k16.png").read_bytes()
+    (output / "img000-kmeans-k16.png").unlink()
+    (output / "img002-kmeans-k16.png").write_bytes(b"edited by hand")
+    for extra in ((), ("--retry-failed",)):
+        result = run_cli("batch", source, "-o", output, *extra)
+        assert result.status == 4, result
+        assert (output / "img000-kmeans-k16.png").exists()  # rebuilt
+        assert (output / "img002-kmeans-k16.png").read_bytes() == b"edited by hand"  # not ours now
+        row = manifest_rows(output)["img002.png"]
+        assert row["status"] == "failed" and "changed since" in row["error"]
+    assert "--force replaces it" in result.err
+    forced = run_cli("batch", source, "-o", output, "--force")
+    assert forced.status == 0, forced
+    assert (output / "img002-kmeans-k16.png").read_bytes() == good
+
+
+def test_a_manifest_serves_one_output_folder_and_one_input_folder(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    shared = tmp_path / "shared.sqlite"
+    assert run_cli("batch", source, "-o", tmp_path / "a", "--manifest", shared).status == 0
+    refused = run_cli("batch", source, "-o", tmp_path / "b", "--manifest", shared)
+    assert_one_line_error(refused, 2, "belongs to the output folder", str((tmp_path / "a").resolve()))
+    assert not (tmp_path / "b" / "img000-kmeans-k16.png").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(coffee[:50, :50]).save(other / "img000.png")
+    refused = run_cli("batch", other, "-o", tmp_path / "a", "--manifest", shared)
+    assert_one_line_error(refused, 2, "belongs to the input folder")
+    # without that manifest, a's files were not written by the new one: left alone
+    unbound = run_cli("batch", other, "-o", tmp_path / "a", "-q")
+    assert unbound.status == 4 and "not written by this batch" in unbound.err
+
+
+def test_files_it_did_not_write_are_left_alone_unless_forced(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "img000-kmeans-k16.png").write_bytes(b"made by hand")
+    result = run_cli("batch", source, "-o", output)
+    assert result.status == 4, result
+    assert (output / "img000-kmeans-k16.png").read_bytes() == b"made by hand"
+    row = manifest_rows(output)["img000.png"]
+    assert row["status"] == "failed" and "not written by this batch" in row["error"] and row["output"] is None
+    assert manifest_rows(output)["img002.png"]["status"] == "done"
+    assert run_cli("batch", source, "-o", output, "--retry-failed", "--force").status == 0
+    assert (output / "img000-kmeans-k16.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_lost_manifest_is_rebuilt_and_existing_right_outputs_are_adopted(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    before = snapshot(output)
+    for name in ("colorquant.sqlite", "colorquant.sqlite-wal", "colorquant.sqlite-shm"):
+        (output / name).unlink(missing_ok=True)
+    again = run_cli("batch", source, "-o", output)
+    assert again.status == 0, again
+    assert snapshot(output) == before  # the same bytes: adopted, not rewritten
+    assert all(row["status"] == "done" for row in manifest_rows(output).values())
+
+
+def test_a_damaged_manifest_is_one_line_naming_it_and_the_way_out(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee, n_images=8)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    manifest = output / "colorquant.sqlite"
+    with sqlite3.connect(manifest) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(manifest, "r+b") as handle:
+        handle.truncate(5000)
+    for argv in (("batch", source, "-o", output), ("batch", "--status", output)):
+        assert_one_line_error(run_cli(*argv), 3, str(manifest), "damaged manifest", "move it aside")
+    manifest.rename(output / "colorquant.sqlite.damaged")
+    assert run_cli("batch", source, "-o", output).status == 0
+
+
+def test_a_rerun_exits_3_while_inputs_stand_failed_and_agrees_with_status(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    (source / "broken.png").write_bytes((source / "img000.png").read_bytes()[:400])
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 3
+    again = run_cli("batch", source, "-o", output)
+    assert again.status == 3, again
+    assert "failed                1 (0 now, 1 from earlier runs" in again.out
+    status = run_cli("batch", "--status", output)
+    assert status.status == 3 and "failed    1" in status.out
+
+
+def test_fifos_and_devices_are_refused_without_blocking(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    os.mkfifo(source / "pipe.png")
+    started = time.monotonic()
+    result = run_cli("batch", source, "-o", tmp_path / "out")
+    assert result.status == 3, result
+    assert "pipe.png: is a named pipe, not a regular file" in result.err
+    assert manifest_rows(tmp_path / "out")["pipe.png"]["status"] == "failed"
+    compressed = run_cli("compress", source / "pipe.png")
+    assert_one_line_error(compressed, 3, "is a named pipe, not a regular file")
+    assert_one_line_error(run_cli("compress", "/dev/zero"), 3, "is a device, not a regular file")
+    assert time.monotonic() - started < 60
+
+
+def test_outputs_of_deleted_inputs_are_kept_and_counted(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    (source / "img002.png").unlink()
+    again = run_cli("batch", source, "-o", output)
+    assert again.status == 0 and "inputs gone           1" in again.out
+    assert manifest_rows(output)["img002.png"]["input_gone"] == 1
+    status = run_cli("batch", "--status", output)
+    assert "outputs   2 files" in status.out and "gone      1 inputs no longer there" in status.out
+    assert len(image_files(output)) == 2
+
+
+def test_what_is_read_as_input(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    Image.fromarray(coffee[:40, :40]).save(source / "no-suffix", "PNG")  # an image by content
+    (source / "README").write_text("not an image")
+    Image.fromarray(coffee[:40, :40]).save(source / ".hidden.png")
+    Image.fromarray(coffee[:40, :40]).save(source / "._img000.png")
+    (source / ".cache").mkdir()
+    Image.fromarray(coffee[:40, :40]).save(source / ".cache" / "thumb.png")
+    earlier = source / "old-outputs"
+    assert run_cli("batch", source, "-o", earlier).status == 0  # an output folder inside the input
+    result = run_cli("batch", source, "-o", tmp_path / "out", "--recursive")
+    assert result.status == 0, result
+    rows = manifest_rows(tmp_path / "out")
+    assert sorted(rows) == ["img000.png", "img002.png", "no-suffix", "trip/img001.png", "trip/img003.png"]
+    assert "hidden, not read      3" in result.out and "not images, not read  2" in result.out
+    hidden = run_cli("batch", source, "-o", tmp_path / "all", "--recursive", "--include-hidden")
+    assert sorted(manifest_rows(tmp_path / "all")) == [
+        ".cache/thumb.png", ".hidden.png", "img000.png", "img002.png", "no-suffix",
+        "trip/img001.png", "trip/img003.png"]
+    assert hidden.status == 0
+    assert_one_line_error(run_cli("batch", earlier, "-o", tmp_path / "x"), 2, "holds a colorquant manifest")
+
+
+def test_inputs_sharing_a_stem_get_distinct_names_that_stay(run_cli, tmp_path, coffee):
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(coffee[:60, :80]).save(source / "x.png")
+    Image.fromarray(coffee[100:160, :80]).save(source / "x.jpg")
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    assert image_files(output) == {"x-kmeans-k16.png", "x-png-kmeans-k16.png"}
+    rows = manifest_rows(output)
+    assert rows["x.jpg"]["output"] == "x-kmeans-k16.png" and rows["x.png"]["output"] == "x-png-kmeans-k16.png"
+    # a newcomer sorting first does not take a name already given
+    Image.fromarray(coffee[200:260, :80]).save(source / "x.bmp")
+    assert run_cli("batch", source, "-o", output).status == 0
+    assert manifest_rows(output)["x.bmp"]["output"] == "x-bmp-kmeans-k16.png"
+    assert len(image_files(output)) == 3 and "outputs   3 files" in run_cli("batch", "--status", output).out
+
+
+def test_a_version_1_manifest_is_migrated_and_its_outputs_stay_owned(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    output.mkdir()
+    Image.fromarray(coffee[:10, :10]).save(output / "img000-kmeans-k16.png")  # written by the old version
+    with sqlite3.connect(output / "colorquant.sqlite") as db:
+        db.executescript("""
+            CREATE TABLE files (relpath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                content_hash TEXT, settings_hash TEXT NOT NULL, status TEXT NOT NULL, output_path TEXT,
+                colors INTEGER, psnr REAL, ssim REAL, bytes_in INTEGER, bytes_out INTEGER, seconds REAL,
+                error TEXT, attempts INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            INSERT INTO files VALUES ('img000.png', 1, 1, 'x', 'old', 'done', 'img000-kmeans-k16.png',
+                16, 30.0, 0.9, 1, 1, 0.1, NULL, 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+        """)
+    result = run_cli("batch", source, "-o", output)
+    assert result.status == 0, result  # the old output was this folder's: replaced, not refused
+    rows = manifest_rows(output)
+    assert rows["img000.png"]["attempts"] == 2 and rows["img000.png"]["status"] == "done"
+    assert Image.open(output / "img000-kmeans-k16.png").size == (160, 120)

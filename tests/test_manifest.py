@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 
 import pytest
 
+from colorquant.errors import ImageWriteError
 from colorquant.manifest import Manifest
 from colorquant.metrics import METRICS
 from colorquant.outcome import Outcome
@@ -55,8 +55,10 @@ def test_summary_and_csv_export(tmp_path):
         manifest.record(done("b.png", 32.0), settings_hash="s")
         manifest.record(Outcome("c.png", "failed", error="c.png: truncated"), settings_hash="s")
         summary = manifest.summary()
-        assert manifest.export_csv(tmp_path / "rows.csv") == 3
-    assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+        data, count = manifest.csv_bytes()
+        assert count == 3
+    (tmp_path / "rows.csv").write_bytes(data)
+    assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 1} and summary["outputs"] == 2
     assert summary["bytes_in"] == 2000 and summary["bytes_out"] == 600
     assert summary["mean_psnr"] == pytest.approx(31.0)
     assert summary["failures"] == [("c.png", "c.png: truncated")]
@@ -71,5 +73,5 @@ def test_readonly_manifest_cannot_be_written(tmp_path):
         manifest.record(done("a.png"), settings_hash="s")
     with Manifest(tmp_path / "m.sqlite", readonly=True) as manifest:
         assert list(manifest.rows()) == ["a.png"]
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(ImageWriteError, match="cannot use the manifest .*readonly"):
             manifest.record(done("b.png"), settings_hash="s")

@@ -1,15 +1,34 @@
-"""Compress a whole folder: discover inputs, skip what is already done, run the rest on a
+"""Compress a whole folder: find the inputs, skip what is already done, run the rest on a
 local process pool or a Dask cluster, and record every outcome in the manifest.
 
-Only the submitting process writes the manifest and the progress events; workers return
-results. Outputs mirror the input tree inside the output folder and nothing is written
-outside it: a link that leads out of the input folder is refused and recorded, links to
-folders are not followed, and every output path is checked to lie inside the output folder.
+What a user can count on (each is tested, several by a stateful property test):
+
+- **It touches only what it wrote.** An output is replaced or deleted only when the manifest
+  says this output folder wrote it and the file still has the bytes it wrote (its hash); a
+  file of the same name that it did not write, or that was changed since, is left alone and
+  that input fails with the reason, unless ``force``. A file that already holds exactly the
+  bytes it would write is adopted without writing. Temporary files carry the output folder's
+  own token and only those are cleaned up.
+- **The manifest tells the truth.** It is bound to its output (and input) folder; it records
+  each output's hash; missing outputs are rebuilt; an input that now fails or is skipped keeps
+  its earlier output, and says so; inputs deleted since the last run are reported and their
+  rows marked; a run's exit status counts every input that stands failed.
+- **Only regular image files are read.** Named pipes, sockets and devices are refused from
+  their stat, before a byte is read; folders holding a manifest (an earlier output folder)
+  are never read as input; hidden files and folders (``.name``, macOS ``._name``) are
+  skipped unless asked; a file with an unknown suffix is an input when its first bytes are
+  an image's.
+- **No output is written twice in a run.** Inputs of one folder that share a stem
+  (``x.jpg``, ``x.png``) get distinct output names: the first in name order keeps the stem,
+  the others add their suffix (``x-png-kmeans-k16.png``); a name, once given, stays with its
+  input in later runs.
+
+Only the submitting process writes the manifest and the progress events; workers read their
+input and write their output themselves and return an :class:`~colorquant.outcome.Outcome`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,16 +36,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compress import compress_file, worker_pool
-from .errors import BatchLockedError, ImageWriteError, InvalidParameterError, MissingDependencyError
+from .compress import compress_image, outcome_of, output_name
+from .errors import (ColorquantError, ImageWriteError, InvalidParameterError, OutputNotSmallerError,
+                     QualityTooLowError)
+from .inputs import discover, inside
 from .manifest import MANIFEST_NAME, Manifest
-from .outcome import DONE, FAILED, STATUSES, Outcome
+from .outcome import DONE, FAILED, SKIPPED, STATUSES, Outcome
 from .settings import Settings
+from .runners import dask_client, run_tasks
+from .storage import FolderLock, content_hash, file_hash, not_regular_reason, read_regular_file, remove_temporaries, write_atomic
 
-__all__ = ["BatchTask", "BatchSummary", "run_batch", "settings_hash", "LOCK_NAME"]
+__all__ = ["BatchTask", "BatchSummary", "run_batch", "run_task", "settings_hash", "LOCK_NAME"]
 
 LOCK_NAME = ".colorquant.lock"
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 def settings_hash(settings: Settings) -> str:
@@ -35,35 +57,49 @@ def settings_hash(settings: Settings) -> str:
     return hashlib.blake2b(decisive.encode(), digest_size=8).hexdigest()
 
 
-def content_hash(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class BatchTask:
+    """One input to compress, and everything its worker needs to write its output safely.
+
+    previous_output, previous_hash : the output this input's row owns (relative to the output
+        root) and the bytes' hash it was written with: the only existing file the worker may
+        replace without ``force``
+    """
+
     relpath: str
-    input_path: str
-    output_folder: str
+    input_root: str
     output_root: str
+    output_stem: str
     settings: Settings
+    temp_tag: str
+    previous_output: str | None = None
+    previous_hash: str | None = None
+    force: bool = False
 
 
 @dataclass
 class BatchSummary:
-    """What a run found and did; ``error_kinds`` are the class names of its failures (not of
-    its skips: a skipped input is an outcome the user asked for)."""
+    """What a run found and did.
+
+    counts : outcomes of the inputs done in this run, by status
+    up_to_date : inputs left as they were (``failed_before`` of them stand failed)
+    error_kinds : class names of every failure that stands, this run's and earlier ones'
+    kept : inputs that failed or were skipped now but keep an earlier output
+    """
 
     total: int = 0
     up_to_date: int = 0
+    failed_before: int = 0
     counts: dict = field(default_factory=lambda: {status: 0 for status in STATUSES})
     bytes_in: int = 0
     bytes_out: int = 0
     psnrs: list = field(default_factory=list)
     error_kinds: set = field(default_factory=set)
+    kept: int = 0
+    hidden: int = 0
+    not_images: int = 0
+    deleted: int = 0
+    temporaries_removed: int = 0
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
@@ -72,8 +108,13 @@ class BatchSummary:
             self.bytes_out += outcome.bytes_out or 0
             if outcome.metrics.get("psnr") is not None:
                 self.psnrs.append(outcome.metrics["psnr"])
-        if outcome.status == FAILED and outcome.error_kind:
-            self.error_kinds.add(outcome.error_kind)
+        if outcome.status == FAILED:
+            self.error_kinds.add(outcome.error_kind or "ColorquantError")
+
+    @property
+    def failed(self) -> int:
+        """Inputs that stand failed: this run's failures and earlier ones not retried."""
+        return self.counts[FAILED] + self.failed_before
 
     @property
     def mean_psnr(self) -> float | None:
@@ -81,294 +122,287 @@ class BatchSummary:
         return sum(finite) / len(finite) if finite else None
 
 
+# --------------------------------------------------------------------------- the worker's side
+
+
 def run_task(task: BatchTask) -> Outcome:
-    """Compress one input (in a worker). A problem with the file, or a bug, becomes that
-    input's failed outcome: one file never stops the batch."""
+    """Compress one input and place its output (in a worker). A problem with the file, or a
+    bug, becomes that input's failed outcome: one file never stops the batch."""
     started = time.perf_counter()
-    path = Path(task.input_path)
+    identity = {}
     try:
-        stat = path.stat()
-        digest = content_hash(path)
-    except OSError as error:
-        return Outcome(task.relpath, FAILED, error=f"{task.relpath}: cannot read "
-                       f"({error.strerror or error})", error_kind="ImageReadError")
-    identity = dict(input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns, input_hash=digest)
-    try:
-        outcome = compress_file(path, task.settings, output_dir=task.output_folder, overwrite=True)
+        data, info = read_regular_file(Path(task.input_root) / task.relpath)
+        identity = dict(input_size=info.st_size, input_mtime_ns=info.st_mtime_ns,
+                        input_hash=content_hash(data))
+        from .imageio import read_image
+
+        loaded = read_image(data, max_pixels=task.settings.max_pixels, name=task.relpath)
+        compressed = compress_image(loaded, task.settings)
+        folder = str(Path(task.relpath).parent)
+        relative = os.path.normpath(os.path.join(folder, output_name(
+            task.output_stem, task.settings.method, compressed.result.n_colors_requested,
+            task.settings.format)))
+        new_hash = content_hash(compressed.encoded)
+        if task.settings.skip_if_larger and len(compressed.encoded) >= len(data):
+            error = OutputNotSmallerError(
+                f"{task.relpath}: output would be {len(compressed.encoded):,} bytes, not smaller than "
+                f"the input's {len(data):,}; nothing written")
+            measured = outcome_of(task.relpath, compressed, output=None, seconds=0.0)
+            return Outcome.from_error(task.relpath, SKIPPED, error).with_changes(
+                method=measured.method, colors=measured.colors, metrics=measured.metrics,
+                bytes_in=measured.bytes_in, bytes_out=measured.bytes_out, bpp=measured.bpp,
+                seconds=time.perf_counter() - started, exception=None, **identity)
+        output_mtime = place_output(task, relative, compressed.encoded, new_hash)
+        outcome = outcome_of(task.relpath, compressed, output=relative, seconds=0.0)
+        return outcome.with_changes(output_hash=new_hash, output_mtime_ns=output_mtime,
+                                    seconds=time.perf_counter() - started, **identity)
+    except (OutputNotSmallerError, QualityTooLowError) as error:
+        return Outcome.from_error(task.relpath, SKIPPED, error, method=task.settings.method,
+                                  seconds=time.perf_counter() - started, **identity).with_changes(exception=None)
+    except ColorquantError as error:
+        return Outcome.from_error(task.relpath, FAILED, error, method=task.settings.method,
+                                  seconds=time.perf_counter() - started, **identity).with_changes(exception=None)
     except Exception as error:  # noqa: BLE001 - a bug: that file fails, the batch goes on
         return Outcome(task.relpath, FAILED, method=task.settings.method,
                        error=f"{task.relpath}: internal error: {type(error).__name__}: {error} "
                              "(please report it)",
-                       error_kind=type(error).__name__, **identity)
-    output = None
-    if outcome.status == DONE:
-        output_path = Path(outcome.output).resolve()
-        output = str(output_path.relative_to(Path(task.output_root).resolve()))
-    return outcome.with_changes(input=task.relpath, output=output, exception=None,
-                                seconds=time.perf_counter() - started, **identity)
+                       error_kind=type(error).__name__, seconds=time.perf_counter() - started, **identity)
 
 
-class _OutputFolder:
-    """Creates the output folder, then holds an exclusive, non-blocking lock on it, released
-    when the process ends (however it ends)."""
+def place_output(task: BatchTask, relative: str, encoded: bytes, new_hash: str) -> int:
+    """Put ``encoded`` at ``relative`` under the output root, replacing only a file this
+    output folder wrote (or any, with ``force``); returns the output's mtime (ns).
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.lock = _FolderLock(folder)
-
-    def __enter__(self):
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ImageWriteError(
-                f"{self.folder}: cannot create output folder ({error.strerror or error})") from None
-        return self.lock.__enter__()
-
-    def __exit__(self, *exc):
-        self.lock.__exit__(*exc)
-
-
-class _FolderLock:
-    """An exclusive, non-blocking lock on the output folder, released when the process dies."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK_NAME
-
-    def __enter__(self):
-        import fcntl
-
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
-            self.handle.close()
-            raise BatchLockedError(
-                f"{self.path.parent}: another colorquant batch ({holder}) is writing here; "
-                "wait for it to finish or choose another output folder"
-            ) from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()}")
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
-def discover(input_dir: Path, output_dir: Path, recursive: bool):
-    """Yield ``(relpath, path, refusal)`` for each candidate input, in a stable order.
-
-    ``refusal`` is a reason string for inputs that must not be read (links leading outside
-    the input folder), else None. The output folder is never searched for inputs.
+    A file that already holds exactly these bytes is kept as it is (adopted): after a lost or
+    damaged manifest, a re-run re-checks the outputs instead of refusing them.
     """
-    input_real = input_dir.resolve()
-    output_real = output_dir.resolve()
-    for folder, subfolders, names in os.walk(input_dir, followlinks=False):
-        folder_path = Path(folder)
-        # prune: the output folder (when inside the input), and never descend when flat
-        subfolders[:] = sorted(d for d in subfolders
-                               if recursive and (folder_path / d).resolve() != output_real)
-        for name in sorted(names):
-            path = folder_path / name
-            if path.suffix.lower() not in INPUT_SUFFIXES:
-                continue
-            relpath = str(path.relative_to(input_dir))
-            if path.is_symlink() and not _inside(path.resolve(), input_real):
-                yield relpath, path, "link leads outside the input folder; refused"
-            else:
-                yield relpath, path, None
-        if not recursive:
-            break
+    path = Path(task.output_root) / relative
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ImageWriteError(f"{relative}: cannot create its folder ({error.strerror or error})") from None
+    for _ in range(2):  # a second round only if a file appeared between the check and the write
+        try:
+            existing = os.lstat(path)
+        except FileNotFoundError:
+            try:
+                write_atomic(encoded, path, temp_tag=task.temp_tag)
+            except ImageWriteError:
+                if os.path.lexists(path):
+                    continue  # appeared meanwhile: judge it as an existing file
+                raise
+            return os.stat(path).st_mtime_ns
+        reason = not_regular_reason(existing.st_mode)
+        if reason is not None and not task.force:
+            raise ImageWriteError(f"{relative}: already exists and {reason}; nothing written")
+        if reason is None and file_hash(path) == new_hash:
+            return existing.st_mtime_ns  # already these very bytes
+        ours = (reason is None and relative == task.previous_output and task.previous_hash is not None
+                and file_hash(path) == task.previous_hash)
+        if not ours and not task.force:
+            raise ImageWriteError(
+                f"{relative}: already exists and was not written by this batch, or was changed "
+                "since; nothing written", remedy="force")
+        write_atomic(encoded, path, overwrite=True, temp_tag=task.temp_tag)
+        return os.stat(path).st_mtime_ns
+    raise ImageWriteError(f"{relative}: another program keeps writing this name; nothing written")
 
 
-def _remove_stale_temporaries(output_dir: Path) -> None:
-    # A killed run can leave ".<name>.<random>.part" files from atomic writes; under the lock
-    # no other run is writing, so they are safe to remove.
-    for folder, _, names in os.walk(output_dir):
-        for name in names:
-            if name.startswith(".") and name.endswith(".part"):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                except OSError:
-                    pass
+# --------------------------------------------------------------------------- the output folder
+
+
+def _stems_in_use(rows) -> dict:
+    """Output stems already given, per output folder (case-folded: some file systems are)."""
+    taken = {}
+    for relpath, stored in rows.items():
+        if stored.output_stem:
+            taken[(str(Path(relpath).parent), stored.output_stem.casefold())] = relpath
+    return taken
+
+
+def _output_stem(relpath: str, taken: dict) -> str:
+    """The stem this input's outputs are named with: its own, or (when another input of its
+    folder has it) its own plus its suffix, then a number."""
+    path = Path(relpath)
+    folder = str(path.parent)
+    candidates = [path.stem, f"{path.stem}-{path.suffix.lstrip('.').lower() or 'file'}"]
+    candidates += [f"{candidates[1]}-{n}" for n in range(2, 1000)]
+    for stem in candidates:
+        owner = taken.get((folder, stem.casefold()))
+        if owner is None or owner == relpath:
+            taken[(folder, stem.casefold())] = relpath
+            return stem
+    raise ImageWriteError(f"{relpath}: no free output name")
 
 
 def run_batch(
     input_dir, output_dir, settings: Settings, *, recursive: bool = False,
     jobs: int | None = None, scheduler: str | None = None, manifest_path=None,
-    retry_failed: bool = False, on_event=None,
+    retry_failed: bool = False, force: bool = False, include_hidden: bool = False, on_event=None,
 ) -> BatchSummary:
     """Compress every image in ``input_dir`` into ``output_dir``, resumably.
 
+    force : replace files in the output folder that this batch did not write
     on_event : callable(kind, payload), called in this process: ("planned", {"total",
-        "todo", "up_to_date"}) once, then ("result", Outcome) per input processed.
+        "todo", "up_to_date"}) once, then ("result", Outcome) per input processed; an outcome
+        that failed or was skipped but keeps an earlier output has it as ``output``.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise InvalidParameterError(f"{input_dir}: not a folder")
     if output_dir.resolve() == input_dir.resolve():
         raise InvalidParameterError("the output folder must differ from the input folder")
+    if (input_dir / MANIFEST_NAME).exists():
+        raise InvalidParameterError(
+            f"{input_dir}: holds a colorquant manifest, so it is an output folder; give the folder "
+            "of the original images")
     emit = on_event or (lambda kind, payload: None)
     wanted_hash = settings_hash(settings)
     summary = BatchSummary()
 
-    with _dask_client(scheduler, jobs) as client, _OutputFolder(output_dir), \
+    with dask_client(scheduler, jobs) as client, FolderLock(output_dir, LOCK_NAME), \
             Manifest(manifest_path or output_dir / MANIFEST_NAME) as manifest:
-        _remove_stale_temporaries(output_dir)
+        manifest.bind(input_root=input_dir.resolve(), output_root=output_dir.resolve())
+        token = manifest.temp_token()
+        summary.temporaries_removed = remove_temporaries(output_dir, token)
+        found = discover(input_dir, output_dir, recursive=recursive, include_hidden=include_hidden)
+        summary.hidden, summary.not_images = found.hidden, found.not_images
         known = manifest.rows()
-        tasks = []
-        for relpath, path, refusal in discover(input_dir, output_dir, recursive):
+        taken = _stems_in_use(known)
+        seen = set()
+        tasks, settled = [], []  # settled: outcomes decided without running (refusals)
+        for candidate in found.inputs:
+            relpath = candidate.relpath
+            seen.add(relpath)
             summary.total += 1
-            row = known.get(relpath)
-            if refusal is not None:
-                refused = Outcome(relpath, FAILED, error=refusal, error_kind="ImageReadError")
-                if row is None or row.outcome.status != FAILED or row.outcome.error != refusal:
-                    manifest.record(refused, settings_hash=wanted_hash)
-                summary.add(refused)
+            stored = known.get(relpath)
+            if candidate.refusal is not None:
+                refused = Outcome(relpath, FAILED, error=f"{relpath}: {candidate.refusal}",
+                                  error_kind="ImageReadError")
+                refused = _keeping(refused, stored, output_dir, manifest)
+                if stored is None or stored.outcome.error != refused.error:
+                    manifest.record(refused, settings_hash=wanted_hash,
+                                    output_stem=stored.output_stem if stored else None)
+                settled.append(refused)
                 continue
-            if row is not None and _up_to_date(row, path, wanted_hash, retry_failed, manifest):
+            state = _standing(stored, input_dir / relpath, output_dir, wanted_hash, retry_failed, force, manifest)
+            if state == "up to date":
                 summary.up_to_date += 1
+                if stored.outcome.status == FAILED:
+                    summary.failed_before += 1
+                    summary.error_kinds.add(stored.outcome.error_kind or "ColorquantError")
                 continue
-            output_folder = (output_dir / relpath).parent
-            if not _inside(output_folder.resolve(), output_dir.resolve()):
-                refused = Outcome(relpath, FAILED, error_kind="ImageWriteError",
-                                  error="output would fall outside the output folder; refused")
-                manifest.record(refused, settings_hash=wanted_hash)
-                summary.add(refused)
+            if state == "changed output":
+                changed = Outcome(
+                    relpath, FAILED, method=settings.method, error_kind="ImageWriteError", remedy="force",
+                    error=f"{relpath}: its output {stored.outcome.output} was changed since this batch "
+                          "wrote it; left as it is")
+                changed = changed.with_changes(input_size=stored.outcome.input_size,
+                                               input_mtime_ns=stored.outcome.input_mtime_ns,
+                                               input_hash=stored.outcome.input_hash)
+                manifest.record(changed, settings_hash=wanted_hash, output_stem=stored.output_stem)
+                settled.append(changed)
                 continue
-            output_folder.mkdir(parents=True, exist_ok=True)
-            tasks.append(BatchTask(relpath, str(path), str(output_folder), str(output_dir), settings))
-        emit("planned", {"total": summary.total, "todo": len(tasks), "up_to_date": summary.up_to_date})
+            owned = stored.outcome if stored is not None and stored.outcome.output else None
+            tasks.append(BatchTask(
+                relpath=relpath, input_root=str(input_dir), output_root=str(output_dir),
+                output_stem=_output_stem(relpath, taken), settings=settings, temp_tag=token,
+                previous_output=owned.output if owned else None,
+                previous_hash=owned.output_hash if owned else None, force=force))
+        vanished = [relpath for relpath in set(known) - seen if not os.path.lexists(input_dir / relpath)]
+        summary.deleted = manifest.mark_gone(vanished)
+        for relpath in set(known) - seen:  # rows not looked at: do they still own their outputs?
+            stored = known[relpath]
+            if stored.outcome.output is not None and _owned_output_state(stored, output_dir, manifest) != "ok":
+                manifest.release_output(relpath)
+        emit("planned", {"total": summary.total, "todo": len(tasks) + len(settled),
+                         "up_to_date": summary.up_to_date})
+        for outcome in settled:
+            summary.add(outcome)
+            emit("result", outcome)
 
-        for outcome in _execute(tasks, jobs, client):
-            previous = known.get(outcome.input)
-            manifest.record(outcome, settings_hash=wanted_hash)
-            if previous is not None and previous.outcome.output and previous.outcome.output != outcome.output:
-                _remove_replaced_output(output_dir, previous.outcome.output)
+        stems = {task.relpath: task.output_stem for task in tasks}
+        for outcome in run_tasks(run_task, tasks, settings, jobs=jobs, client=client,
+                                 preload="colorquant.batch"):
+            stored = known.get(outcome.input)
+            if outcome.status == DONE:
+                if stored is not None and stored.outcome.output and stored.outcome.output != outcome.output:
+                    _remove_owned(output_dir, stored.outcome)
+            else:
+                outcome = _keeping(outcome, stored, output_dir, manifest)
+                summary.kept += outcome.output is not None
+            manifest.record(outcome, settings_hash=wanted_hash, output_stem=stems[outcome.input])
             summary.add(outcome)
             emit("result", outcome)
     return summary
 
 
-def _up_to_date(row, path: Path, wanted_hash: str, retry_failed: bool, manifest: Manifest) -> bool:
-    outcome = row.outcome
-    if row.settings_hash != wanted_hash:
-        return False
-    if outcome.status == FAILED and retry_failed:
-        return False
+def _keeping(outcome: Outcome, stored, output_dir: Path, manifest: Manifest) -> Outcome:
+    """A failed or skipped outcome that keeps the earlier output its row owns (if that file
+    is still there, with the bytes written)."""
+    if stored is None or not stored.outcome.output or stored.outcome.output_hash is None \
+            or _owned_output_state(stored, output_dir, manifest) != "ok":
+        return outcome.with_changes(output=None, output_hash=None, output_mtime_ns=None)
+    return outcome.with_changes(output=stored.outcome.output, output_hash=stored.outcome.output_hash,
+                                output_mtime_ns=stored.outcome.output_mtime_ns)
+
+
+def _standing(stored, input_path: Path, output_dir: Path, wanted_hash: str, retry_failed: bool,
+              force: bool, manifest: Manifest) -> str:
+    """"up to date", "changed output" (its output was changed by someone else), or "to do"."""
+    if stored is None:
+        return "to do"
+    outcome = stored.outcome
+    if outcome.status == FAILED and (retry_failed or (force and outcome.remedy == "force")):
+        return "to do"  # asked to try again, or given the --force that the failure called for
+    if stored.settings_hash != wanted_hash:
+        return "to do"
     try:
-        stat = path.stat()
+        info = os.stat(input_path)
     except OSError:
-        return False
-    if outcome.input_size == stat.st_size and outcome.input_mtime_ns == stat.st_mtime_ns:
-        return True
-    if outcome.input_size == stat.st_size and outcome.input_hash is not None \
-            and outcome.input_hash == content_hash(path):
-        manifest.refresh_mtime(outcome.input, stat.st_mtime_ns)  # touched, not changed
-        return True
-    return False
+        return "to do"
+    if outcome.input_size != info.st_size:
+        return "to do"
+    if outcome.input_mtime_ns != info.st_mtime_ns:
+        if outcome.input_hash is None or outcome.input_hash != file_hash(input_path):
+            return "to do"
+        manifest.refresh(outcome.input, input_mtime_ns=info.st_mtime_ns)  # touched, not changed
+    if outcome.status != DONE:
+        if outcome.output is not None and _owned_output_state(stored, output_dir, manifest) != "ok":
+            manifest.release_output(outcome.input)  # a kept earlier output was deleted or changed
+        return "up to date"
+    state = _owned_output_state(stored, output_dir, manifest)
+    if state == "ok":
+        return "up to date"
+    if state == "missing":
+        return "to do"  # rebuilt
+    return "to do" if force else "changed output"
 
 
-def _remove_replaced_output(output_dir: Path, relative: str) -> None:
-    old = (output_dir / relative).resolve()
-    if _inside(old, output_dir.resolve()):
-        try:
-            old.unlink()
-        except OSError:
-            pass
-
-
-def _execute(tasks: list[BatchTask], jobs: int | None, client):
-    """Yield one Outcome per task, as they finish."""
-    if not tasks:
-        return
-    if client is not None:
-        yield from _execute_dask(tasks, client)
-        return
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(tasks) == 1:
-        for task in tasks:
-            yield run_task(task)
-        return
-    yield from _execute_pool(tasks, jobs)
-
-
-def _execute_pool(tasks, jobs):
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    window = 4 * jobs  # bounded in flight: memory stays flat for any number of files
-    pending_tasks = iter(tasks)
-    with worker_pool(jobs, tasks[0].settings, preload="colorquant.batch") as pool:
-        in_flight = {pool.submit(run_task, task) for task in _take(pending_tasks, window)}
-        while in_flight:
-            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-            in_flight |= {pool.submit(run_task, task) for task in _take(pending_tasks, len(finished))}
-
-
-@contextlib.contextmanager
-def _dask_client(scheduler: str | None, jobs: int | None):
-    """A Dask client for ``scheduler`` ('local' starts a LocalCluster), or None without one.
-
-    Connecting comes first, before any file is touched, so a wrong address fails fast.
-    """
-    if not scheduler:
-        yield None
-        return
+def _owned_output_state(stored, output_dir: Path, manifest: Manifest) -> str:
+    """"ok" when the output a row owns still holds the bytes written (its size and mtime say
+    so, else its hash), "missing", or "changed"."""
+    outcome = stored.outcome
+    output = output_dir / outcome.output
     try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise MissingDependencyError(
-            "--scheduler needs Dask: pip install 'colorquant[dask]'") from None
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout="5s")
-        except (OSError, ValueError, TypeError) as error:
-            raise InvalidParameterError(
-                f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+        written = os.lstat(output)
+    except FileNotFoundError:
+        return "missing"
+    if not_regular_reason(written.st_mode) is not None:
+        return "changed"
+    if written.st_mtime_ns == outcome.output_mtime_ns and (outcome.bytes_out is None or written.st_size == outcome.bytes_out):
+        return "ok"
+    if file_hash(output) == outcome.output_hash:
+        manifest.refresh(outcome.input, output_mtime_ns=written.st_mtime_ns)
+        return "ok"
+    return "changed"
+
+
+def _remove_owned(output_dir: Path, outcome: Outcome) -> None:
+    """Delete an output this folder wrote, if it still holds the bytes written."""
+    path = output_dir / outcome.output
     try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _execute_dask(tasks, client):
-    from dask.distributed import as_completed
-
-    window = 4 * max(1, sum(client.nthreads().values()))
-    pending_tasks = iter(tasks)
-    futures = as_completed([client.submit(run_task, task, pure=False)
-                            for task in _take(pending_tasks, window)])
-    for future in futures:
-        yield future.result()
-        for task in _take(pending_tasks, 1):
-            futures.add(client.submit(run_task, task, pure=False))
-
-
-def _take(iterator, count: int) -> list:
-    taken = []
-    while len(taken) < count:
-        item = next(iterator, None)
-        if item is None:
-            break
-        taken.append(item)
-    return taken
+        if inside(path.resolve(), output_dir.resolve()) and file_hash(path) == outcome.output_hash:
+            path.unlink()
+    except OSError:
+        pass

@@ -19,8 +19,8 @@ from .storage import check_destination, write_atomic
 from .outcome import DONE, FAILED, SKIPPED, Outcome
 from .settings import Settings
 
-__all__ = ["compress_image", "compress_file", "default_output_name", "outcome_of",
-           "worker_pool", "Compressed"]
+__all__ = ["compress_image", "compress_file", "default_output_name", "output_name", "outcome_of",
+           "Compressed"]
 
 
 class Compressed:
@@ -54,9 +54,13 @@ _MAX_NAME_BYTES = 255
 
 
 def default_output_name(input_name: str, method: str, n_colors: int, format_name: str) -> str:
+    """``<stem>-<method>-k<colours>.<ext>`` for an input file's name."""
+    return output_name(Path(input_name).stem, method, n_colors, format_name)
+
+
+def output_name(stem: str, method: str, n_colors: int, format_name: str) -> str:
     """``<stem>-<method>-k<colours>.<ext>``, the stem shortened if the name would not fit."""
     ending = f"-{method}-k{n_colors}{suffix_for(format_name)}"
-    stem = Path(input_name).stem
     room = _MAX_NAME_BYTES - len(ending.encode())
     if len(stem.encode()) > room:
         # cut on a character boundary of the UTF-8 bytes
@@ -96,8 +100,9 @@ def compress_file(
                 f"than the input's {loaded.n_bytes:,}; nothing written",
                 bytes_in=loaded.n_bytes, bytes_out=len(compressed.encoded))
             measured = outcome_of(name, compressed, output=None, seconds=time.perf_counter() - started)
-            return measured.with_changes(status=SKIPPED, error=str(error), exception=error,
-                                         error_kind=type(error).__name__)
+            failed = Outcome.from_error(name, SKIPPED, error)
+            return measured.with_changes(status=SKIPPED, error=failed.error, exception=error,
+                                         error_kind=failed.error_kind, remedy=failed.remedy)
         write_atomic(compressed.encoded, output_path, overwrite=overwrite, protect=(input_path,))
     except QualityTooLowError as error:
         return Outcome.from_error(name, SKIPPED, error, method=settings.method,
@@ -106,41 +111,3 @@ def compress_file(
         return Outcome.from_error(name, FAILED, error, method=settings.method,
                                   seconds=time.perf_counter() - started)
     return outcome_of(name, compressed, output=output, seconds=time.perf_counter() - started)
-
-
-def worker_pool(jobs: int, settings: Settings, preload: str = "colorquant.compress"):
-    """A process pool for compressing files in parallel, one single-threaded worker per job.
-
-    Workers fork from a fresh server process that imported the method's libraries once:
-    cheap starts, and unlike a plain fork it is safe after the calling process has run
-    OpenMP code (GNU OpenMP's thread pool does not survive fork and spins forever).
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([preload, *settings.method_spec.imports, *_HEAVY_MODULES])
-    else:
-        context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_single_threaded)
-
-
-# Imported once by the fork server, so that no worker pays for them.
-_HEAVY_MODULES = ("skimage.metrics", "oxipng")
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "RAYON_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-def _single_threaded() -> None:
-    # One process per core: threads inside each would only fight over the cores (measured:
-    # 0.65 s per photo with two workers left multi-threaded, 0.45 s single-threaded).
-    # Thread pools not started yet read the variables (oxipng's rayon, numba); those already
-    # loaded (OpenMP, BLAS) are limited by threadpoolctl.
-    import os
-
-    for variable in _THREAD_VARIABLES:
-        os.environ[variable] = "1"
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)

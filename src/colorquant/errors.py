@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ColorquantError",
+    "with_remedy",
     "InvalidParameterError",
     "ImageReadError",
     "ImageTooLargeError",
@@ -16,12 +17,59 @@ __all__ = [
     "QualityTooLowError",
     "MissingDependencyError",
     "BatchLockedError",
+    "ManifestError",
     "error_class",
 ]
 
 
+# What would let a refused thing through, in each front end's words. The library names the
+# setting (``remedy``); the CLI and the web each say it their own way.
+REMEDIES = {
+    "max_pixels": {"python": "raise it with max_pixels=", "cli": "raise it with --max-pixels",
+                   "web": "this server's limit"},
+    "overwrite": {"python": "overwrite=True replaces it", "cli": "--force replaces it",
+                  "web": "overwrite=True replaces it"},
+    "force": {"python": "force=True replaces it", "cli": "--force replaces it",
+              "web": "force=True replaces it"},
+}
+
+
+def with_remedy(message: str, remedy: str | None, audience: str = "python") -> str:
+    """``message`` followed by what would let it through, in ``audience``'s words."""
+    if remedy is None:
+        return message
+    return f"{message} ({REMEDIES[remedy][audience]})"
+
+
 class ColorquantError(Exception):
-    """Base class of every error colorquant raises on purpose."""
+    """Base class of every error colorquant raises on purpose.
+
+    message : what went wrong, naming the file or parameter
+    remedy : the setting that would let it through ("max_pixels", "overwrite", "force"), or
+        None; ``str(error)`` says it in Python's words, the CLI in its flags' words
+    """
+
+    def __init__(self, message: str, *, remedy: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        return with_remedy(self.message, self.remedy)
+
+    def describe(self, audience: str = "python") -> str:
+        return with_remedy(self.message, self.remedy, audience)
+
+    def __reduce__(self):
+        # Errors cross process boundaries (pools, Dask): keep every attribute.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(kind, message, attributes):
+    error = Exception.__new__(kind)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class InvalidParameterError(ColorquantError, ValueError):
@@ -43,7 +91,6 @@ class ImageWriteError(ColorquantError):
 class OutputNotSmallerError(ColorquantError):
     """The output would not be smaller than the input (``skip_if_larger``)."""
 
-    # Defaults keep the error picklable: results cross process boundaries (pools, Dask).
     def __init__(self, message: str, *, bytes_in: int | None = None, bytes_out: int | None = None):
         super().__init__(message)
         self.bytes_in = bytes_in
@@ -60,6 +107,10 @@ class QualityTooLowError(ColorquantError):
 
 class MissingDependencyError(ColorquantError, ImportError):
     """An optional component is not installed; the message says which extra brings it."""
+
+
+class ManifestError(ColorquantError):
+    """A batch manifest cannot be read: damaged, or not a manifest this version knows."""
 
 
 class BatchLockedError(ColorquantError):

@@ -9,7 +9,9 @@ mode. Encoding writes palette files with no metadata; ``storage`` puts them on d
 from __future__ import annotations
 
 import io
+import numbers
 import os
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -70,46 +72,43 @@ def media_type(file_name: str) -> str:
     return _MEDIA_TYPES.get(Path(file_name).suffix.lower(), "application/octet-stream")
 
 
-def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> LoadedImage:
     """Read ``source`` into 8-bit RGB or RGBA pixels.
 
-    source : str or Path (a file), bytes (an encoded file), PIL.Image.Image, or ndarray of
-        shape (H, W), (H, W, 3) or (H, W, 4) with dtype uint8
-    max_pixels : refuse images with more pixels than this, judged from the header
+    source : str or Path (a regular file), bytes (an encoded file), PIL.Image.Image, or
+        ndarray of shape (H, W), (H, W, 3) or (H, W, 4) with dtype uint8
+    max_pixels : refuse images with more pixels than this, judged from the header (an
+        array's shape) before anything is decoded
+    name : how errors and warnings name the image (default: the path, or "<bytes>"...)
     """
     if isinstance(source, LoadedImage):
         return source
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
+        raise InvalidParameterError(f"max_pixels must be an int >= 1; got {max_pixels!r}")
     if isinstance(source, np.ndarray):
-        return LoadedImage(pixels=_pixels_from_array(source), source="<array>")
+        name = name or "<array>"
+        pixels = _pixels_from_array(source)
+        _check_pixel_count((pixels.shape[1], pixels.shape[0]), max_pixels, name)
+        return LoadedImage(pixels=pixels, source=name)
     if isinstance(source, Image.Image):
-        _check_pixel_count(source.size, max_pixels, "<image>")
-        pixels, notes = _normalise(source, "<image>")
-        return LoadedImage(pixels=pixels, source="<image>", warnings=notes)
+        name = name or "<image>"
+        _check_pixel_count(source.size, max_pixels, name)
+        # A lazily opened image decodes here: its failures are this image's, not bugs.
+        _guarded(source.load, name, max_pixels, "corrupt or truncated image")
+        pixels, notes = _guarded(lambda: _normalise(source, name), name, max_pixels, "cannot convert image")
+        return LoadedImage(pixels=pixels, source=name, warnings=tuple(notes))
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        name = name or "<bytes>"
         if not data:
-            raise ImageReadError("<bytes>: empty input")
-        return _decode(data, "<bytes>", max_pixels, path=None, n_bytes=len(data))
+            raise ImageReadError(f"{name}: empty input")
+        return _decode(data, name, max_pixels, path=None, n_bytes=len(data))
     if isinstance(source, (str, os.PathLike)):
+        from .storage import read_regular_file
+
         path = Path(source)
-        name = str(path)
-        try:
-            if path.is_dir():
-                raise ImageReadError(f"{name}: is a directory, not an image file")
-            with open(path, "rb") as handle:
-                n_bytes = os.fstat(handle.fileno()).st_size
-                if n_bytes == 0:
-                    raise ImageReadError(f"{name}: empty file")
-                data = handle.read()
-            return _decode(data, name, max_pixels, path=path, n_bytes=n_bytes)
-        except FileNotFoundError:
-            raise ImageReadError(f"{name}: no such file") from None
-        except PermissionError:
-            raise ImageReadError(f"{name}: permission denied") from None
-        except IsADirectoryError:
-            raise ImageReadError(f"{name}: is a directory, not an image file") from None
-        except OSError as error:
-            raise ImageReadError(f"{name}: cannot read ({error.strerror or error})") from None
+        data, _ = read_regular_file(path)
+        return _decode(data, name or str(path), max_pixels, path=path, n_bytes=len(data))
     raise InvalidParameterError(
         f"image must be a path, bytes, PIL.Image or ndarray; got {type(source).__name__}"
     )
@@ -121,9 +120,8 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> Non
         raise ImageReadError(f"{name}: image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (raise it with --max-pixels / max_pixels)"
-        )
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}",
+            remedy="max_pixels")
 
 
 def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage:
@@ -188,10 +186,10 @@ def _guarded(action, name: str, max_pixels: int, what: str):
 
 def _read_error(error: BaseException, name: str, max_pixels: int, what: str) -> ImageReadError:
     if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return ImageTooLargeError(
-            f"{name}: too many pixels, over the limit of {max_pixels:,} "
-            f"(Pillow: {str(error).strip()}; raise the limit with --max-pixels / max_pixels)"
-        )
+        # Pillow's own check (raised to our limit) fired first; say its count, not its limit.
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        count = f"{int(claimed.group(1)):,} pixels" if claimed else "too many pixels"
+        return ImageTooLargeError(f"{name}: {count}, over the limit of {max_pixels:,}", remedy="max_pixels")
     return ImageReadError(f"{name}: {what} ({_describe(error)})")
 
 
@@ -216,6 +214,8 @@ def _normalise(image: Image.Image, name: str) -> tuple[np.ndarray, list[str]]:
     if profile_note:
         notes.append(profile_note)
 
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: Pillow un-premultiplies to LA/RGBA only
+        image = image.convert(image.mode[:-1] + "A")
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit samples: scale 0..65535 to 0..255 (Pillow's convert("L") would clip to white).
@@ -228,11 +228,13 @@ def _normalise(image: Image.Image, name: str) -> tuple[np.ndarray, list[str]]:
         return np.repeat(grey[:, :, None], 3, axis=2), notes
     if mode == "F":
         values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ImageReadError(f"{name}: has NaN or infinite samples; no colour can stand for them")
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
         grey = np.rint(np.clip(values * scale, 0, 255)).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2), notes
 
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+    has_alpha = mode in ("RGBA", "LA", "PA") or (
         mode in ("P", "L", "RGB", "1") and "transparency" in image.info
     )
     wanted_mode = "RGBA" if has_alpha else "RGB"

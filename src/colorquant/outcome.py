@@ -32,9 +32,12 @@ class Outcome:
     output : where the output was written (None unless done; a batch's is relative to its
         output folder)
     metrics : every registered figure by name, None where not computed
-    error_kind : the class name of the error that made it skipped or failed
+    error, error_kind, remedy : why it was skipped or failed (the message, the error's class
+        name, and the setting that would let it through, which front ends phrase:
+        :meth:`error_text`)
     input_size, input_mtime_ns, input_hash : the input's identity when it was read (batch)
-    output_hash : BLAKE2b-128 of the output's bytes (batch checks outputs against it)
+    output_hash, output_mtime_ns : BLAKE2b-128 of the output's bytes, and its modification
+        time when written (batch checks outputs against them)
     """
 
     input: str
@@ -49,24 +52,33 @@ class Outcome:
     seconds: float | None = None
     error: str | None = None
     error_kind: str | None = None
+    remedy: str | None = None
     warnings: tuple[str, ...] = ()
     search: tuple = ()
     input_size: int | None = None
     input_mtime_ns: int | None = None
     input_hash: str | None = None
     output_hash: str | None = None
+    output_mtime_ns: int | None = None
     # The exception itself, while the outcome lives in one process (not stored).
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_error(cls, input: str, status: str, error: BaseException, **fields) -> "Outcome":  # noqa: A002
-        return cls(input=input, status=status, error=str(error), error_kind=type(error).__name__,
+        return cls(input=input, status=status, error=getattr(error, "message", str(error)),
+                   error_kind=type(error).__name__, remedy=getattr(error, "remedy", None),
                    exception=error, **fields)
+
+    def error_text(self, audience: str = "python") -> str | None:
+        """The error with its remedy in ``audience``'s words ("python", "cli", "web")."""
+        from .errors import with_remedy
+
+        return None if self.error is None else with_remedy(self.error, self.remedy, audience)
 
     def with_changes(self, **changes) -> "Outcome":
         return replace(self, **changes)
 
-    def as_json(self) -> dict:
+    def as_json(self, audience: str = "python") -> dict:
         """The documented JSON record: ``input``, ``output``, ``method``, ``colors``, one key
         per registered figure, ``bytes_in``, ``bytes_out``, ``bpp``, ``seconds``, ``status``,
         ``error``. Infinite or missing figures are null."""
@@ -75,7 +87,7 @@ class Outcome:
         for name, metric in METRICS.items():
             record[name] = _finite(self.metrics.get(name), metric.digits)
         record.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, bpp=_finite(self.bpp),
-                      seconds=_finite(self.seconds), status=self.status, error=self.error)
+                      seconds=_finite(self.seconds), status=self.status, error=self.error_text(audience))
         return record
 
     def stored(self) -> dict:

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         status = exit_status_for(problem)
         if status is ExitStatus.ERROR and os.environ.get("COLORQUANT_DEBUG"):
             raise
-        message = str(problem) if status is not ExitStatus.ERROR else (
+        message = problem.describe("cli") if status is not ExitStatus.ERROR else (
             f"internal error: {type(problem).__name__}: {problem} "
             "(set COLORQUANT_DEBUG=1 for a traceback, and please report it)"
         )

@@ -5,7 +5,6 @@ through :mod:`.report`, and returns an exit status. Errors the library raises ar
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -51,31 +50,23 @@ def compress(args) -> ExitStatus:
             for note in outcome.warnings:
                 warn(note)
         if outcome.error:
-            error(outcome.error)
+            error(outcome.error_text("cli"))
         if args.json:
-            print(json.dumps(outcome.as_json()), flush=True)
+            print(json.dumps(outcome.as_json("cli")), flush=True)
         elif outcome.status == "done" and not args.quiet:
             print(describe_outcome(outcome), flush=True)
     return overall_status(statuses)
 
 
 def _run_compress(inputs, settings, args, output_dir):
+    from functools import partial
+
     from ..compress import compress_file
+    from ..runners import run_tasks
 
-    jobs = min(args.jobs or os.cpu_count() or 1, len(inputs))
-    output_path = Path(args.output) if args.output else None
-    options = dict(output_path=output_path, output_dir=output_dir, overwrite=args.force)
-    if jobs <= 1:
-        for path in inputs:
-            yield compress_file(path, settings, **options)
-        return
-
-    from ..compress import worker_pool
-
-    with worker_pool(jobs, settings) as pool:
-        futures = [pool.submit(compress_file, path, settings, **options) for path in inputs]
-        for future in futures:
-            yield future.result()
+    one_file = partial(compress_file, settings=settings, output_dir=output_dir, overwrite=args.force,
+                       output_path=Path(args.output) if args.output else None)
+    yield from run_tasks(one_file, list(inputs), settings, jobs=args.jobs, ordered=True)
 
 
 # --------------------------------------------------------------------------- batch
@@ -95,19 +86,26 @@ def batch(args) -> ExitStatus:
     try:
         summary = run_batch(args.folder, args.output_dir, settings, recursive=args.recursive,
                             jobs=args.jobs, scheduler=args.scheduler, manifest_path=args.manifest,
-                            retry_failed=args.retry_failed, on_event=progress)
+                            retry_failed=args.retry_failed, force=args.force,
+                            include_hidden=args.include_hidden, on_event=progress)
     finally:
         progress.close()
-    print(batch_summary(summary), file=sys.stderr if args.quiet else sys.stdout)
+    print(batch_summary(summary))
+    return _failures_status(summary.error_kinds)
+
+
+def _failures_status(error_kinds) -> ExitStatus:
+    """A batch's exit status: that of the most serious failure standing (0 if none)."""
     from ..errors import error_class
     from .status import exit_status_for
 
-    return overall_status(exit_status_for(error_class(kind)) for kind in summary.error_kinds)
+    return overall_status(exit_status_for(error_class(kind)) for kind in error_kinds)
 
 
 def batch_status(args) -> ExitStatus:
-    from ..errors import ImageReadError
+    from ..errors import ImageReadError, ImageWriteError
     from ..manifest import MANIFEST_NAME, Manifest
+    from ..storage import same_file, write_atomic
 
     path = Path(args.manifest) if args.manifest else Path(args.folder) / MANIFEST_NAME
     if not path.is_file():
@@ -115,14 +113,17 @@ def batch_status(args) -> ExitStatus:
     with Manifest(path, readonly=True) as manifest:
         summary = manifest.summary()
         if args.csv:
-            from ..storage import check_destination
-
-            check_destination(args.csv, overwrite=True)
-            exported = manifest.export_csv(args.csv)
+            target = Path(args.csv)
+            for protected in manifest.own_files() + manifest.files_named():
+                if same_file(target, protected):
+                    raise ImageWriteError(f"{target}: is {'the manifest' if protected in manifest.own_files() else 'a file the manifest names'}; "
+                                          "choose another name for the CSV")
+            data, exported = manifest.csv_bytes()
+            write_atomic(data, target, overwrite=args.force)
     print(status_report(summary))
     if args.csv:
         print(f"wrote {exported} rows to {args.csv}")
-    return ExitStatus.OK
+    return _failures_status(summary["error_kinds"])
 
 
 # --------------------------------------------------------------------------- compare, demo

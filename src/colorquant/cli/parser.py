@@ -175,6 +175,12 @@ def build_parser() -> Parser:
     batch.add_argument("--manifest", metavar="FILE",
                        help="manifest database (default OUTPUT_DIR/colorquant.sqlite)")
     batch.add_argument("--retry-failed", action="store_true", help="try failed inputs again")
+    batch.add_argument("--force", action="store_true",
+                       help="replace files in OUTPUT_DIR that this batch did not write, or that were "
+                            "changed since it wrote them; with --status --csv: replace an existing CSV")
+    batch.add_argument("--include-hidden", action="store_true",
+                       help="also read hidden files and folders (names starting with '.'; macOS '._' "
+                            "files never)")
     batch.add_argument("--status", action="store_true", help="summarise the manifest of INPUT_DIR "
                        "(an output folder) and exit")
     batch.add_argument("--csv", metavar="FILE", help="with --status: export every row as CSV")

@@ -97,10 +97,12 @@ class BatchProgress:
             return
         outcome = payload
         self.done += 1
+        kept = (f"; earlier output {outcome.output} kept"
+                if outcome.status != "done" and outcome.output else "")
         if outcome.status == "done":
             self.saved += (outcome.bytes_in or 0) - (outcome.bytes_out or 0)
         if outcome.status == "failed":
-            error(outcome.error)
+            error(outcome.error_text("cli") + kept)
         if self.bar is not None:
             self.bar.set_postfix_str(f"saved {self.saved / 2**20:.1f} MiB", refresh=False)
             self.bar.update(1)
@@ -109,7 +111,7 @@ class BatchProgress:
             rate = self.done / elapsed if elapsed > 0 else 0.0
             eta = (self.total - self.done) / rate if rate else 0.0
             detail = (f"{kib(outcome.bytes_in or 0)} -> {kib(outcome.bytes_out or 0)}"
-                      if outcome.status == "done" else (outcome.error or ""))
+                      if outcome.status == "done" else (outcome.error_text("cli") or "") + kept)
             print(f"[{self.done}/{self.total}] {outcome.input}: {outcome.status}, {detail} "
                   f"({rate:.1f} img/s, ETA {eta:.0f} s)", file=sys.stderr, flush=True)
 
@@ -125,24 +127,42 @@ def _saved(bytes_in: int, bytes_out: int) -> str:
 
 
 def batch_summary(summary) -> str:
+    """The end of a run. "failed" counts every input that stands failed, as ``--status`` does:
+    this run's failures and earlier ones that were not retried."""
     counts = summary.counts
     psnr = f"{summary.mean_psnr:.2f} dB" if summary.mean_psnr is not None else "n/a"
+    failed = f"{summary.failed}"
+    if summary.failed_before:
+        failed += f" ({counts['failed']} now, {summary.failed_before} from earlier runs; --retry-failed tries them)"
     lines = [
         f"{'images found':<22}{summary.total}",
         f"{'already up to date':<22}{summary.up_to_date}",
         f"{'done now':<22}{counts['done']}",
         f"{'skipped':<22}{counts['skipped']}",
-        f"{'failed':<22}{counts['failed']}",
-        f"{'bytes in -> out':<22}{_saved(summary.bytes_in, summary.bytes_out)}",
-        f"{'mean PSNR (done now)':<22}{psnr}",
+        f"{'failed':<22}{failed}",
     ]
+    if summary.kept:
+        lines.append(f"{'earlier outputs kept':<22}{summary.kept} (of inputs that failed or were skipped now)")
+    for count, label in ((summary.deleted, "inputs gone"), (summary.hidden, "hidden, not read"),
+                         (summary.not_images, "not images, not read"),
+                         (summary.temporaries_removed, "temporaries removed")):
+        if count:
+            lines.append(f"{label:<22}{count}")
+    lines += [f"{'bytes in -> out':<22}{_saved(summary.bytes_in, summary.bytes_out)}",
+              f"{'mean PSNR (done now)':<22}{psnr}"]
     return "\n".join(lines)
 
 
 def status_report(summary: dict) -> str:
+    """``batch --status``: counts per status, and the output files the manifest accounts for
+    (done outputs, earlier outputs kept, outputs of inputs that are gone)."""
     counts = summary["counts"]
     psnr = f"{summary['mean_psnr']:.2f} dB" if summary["mean_psnr"] is not None else "n/a"
     lines = [f"{status:<10}{count}" for status, count in counts.items()]
+    lines.append(f"{'outputs':<10}{summary['outputs']} files"
+                 + (f" ({summary['kept']} kept from earlier runs)" if summary["kept"] else ""))
+    if summary["gone"]:
+        lines.append(f"{'gone':<10}{summary['gone']} inputs no longer there (their outputs kept)")
     lines.append(f"bytes {_saved(summary['bytes_in'], summary['bytes_out'])}; mean PSNR {psnr}")
     lines += [f"failed: {relpath}: {reason}" for relpath, reason in summary["failures"]]
     return "\n".join(lines)

@@ -48,6 +48,7 @@ def exit_status_for(error) -> ExitStatus:
     """
     from ..errors import (
         BatchLockedError,
+        ManifestError,
         ImageReadError,
         ImageWriteError,
         InvalidParameterError,
@@ -63,6 +64,7 @@ def exit_status_for(error) -> ExitStatus:
         (InvalidParameterError, ExitStatus.USAGE),
         (MissingDependencyError, ExitStatus.USAGE),
         (ImageReadError, ExitStatus.READ_ERROR),
+        (ManifestError, ExitStatus.READ_ERROR),
         (ImageWriteError, ExitStatus.WRITE_ERROR),
         (OutputNotSmallerError, ExitStatus.SKIPPED_LARGER),
         (QualityTooLowError, ExitStatus.QUALITY_TOO_LOW),

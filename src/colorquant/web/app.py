@@ -47,7 +47,7 @@ def error_response(status: int, message: str, headers: dict | None = None) -> JS
 
 def failure(error: ColorquantError) -> JSONResponse:
     """The one place where a library error becomes an HTTP status."""
-    message = str(error).replace("<bytes>: ", "")
+    message = error.describe("web").replace("<bytes>: ", "")
     if isinstance(error, ImageTooLargeError):
         return error_response(413, message)
     if isinstance(error, ImageReadError):
