@@ -1,4 +1,4 @@
-"""colorquant against pngquant, libimagequant, Pillow and scikit-learn (issue 4).
+"""colorquant against pngquant, libimagequant, Pillow and scikit-learn (issues 4 and 14).
 
     python benchmarks/versus.py                  # CQ100 at 16, 64, 256 colours + a 24 MP photo
     python benchmarks/versus.py --smoke          # 2 crops, 16 colours, a 1 MP photo; CI
@@ -13,9 +13,12 @@ How each is timed:
   (`--naive-images` images only: minutes per image at 256), libimagequant via the PyPI
   `imagequant` package, Pillow median cut and fast octree (those three saved with Pillow's
   PNG encoder, optimize=True);
-* whole process (start-up, decoding and writing included), with peak memory from wait4():
-  pngquant 2.x (Debian package `pngquant`), and `colorquant compress` over all the images in
-  one call (both cores) against `pngquant --nofs N` over the same files in one call.
+* whole process (start-up, decoding and writing included), with peak memory (VmHWM):
+  pngquant 2.x (Debian package `pngquant`); `colorquant compress` on one photo at a time
+  against `pngquant --nofs N` on the same photo, alternating, at 16 and 256 colours (with
+  the start-up floor of any Python tool, `python -c "import numpy, PIL.Image"`); and
+  `colorquant compress` over all the images in one call (both cores) against
+  `pngquant --nofs N` over the same files in one call.
 Then a photo of at least --big-megapixels made by upscaling the first image (Lanczos):
 `colorquant compress -k 256 -m METHOD` for each method against `pngquant --nofs 256`,
 whole process, seconds and peak memory.
@@ -76,10 +79,10 @@ def pil_png(image) -> bytes:
     return buffer.getvalue()
 
 
-def tool_colorquant(method):
+def tool_colorquant(method, speed: int = 4):
     def run(pixels, n_colors):
         with Timer() as timer:
-            result = cq.quantize(pixels, n_colors=n_colors, method=method)
+            result = cq.quantize(pixels, n_colors=n_colors, method=method, speed=speed)
             data = result.encode()
         return timer.seconds, data
     return run
@@ -151,6 +154,7 @@ def main(argv=None) -> int:
 
     tools = {
         "colorquant kmeans": tool_colorquant("kmeans"),
+        "colorquant kmeans --speed 1": tool_colorquant("kmeans", speed=1),
         "colorquant minibatch": tool_colorquant("minibatch"),
         "colorquant gmm": tool_colorquant("gmm"),
         "scikit-learn KMeans, every pixel": tool_naive,
@@ -199,6 +203,29 @@ def main(argv=None) -> int:
                          "bytes": int(sum(sizes)), "bpp": 8.0 * sum(sizes) / pixels_total,
                          "peak_mib": float(max(peaks))})
             print(rows[-1], file=sys.stderr)
+
+    # one photo per process, both tools alternating, and the start-up floor of Python tools
+    floor = float(np.median([run_measured([sys.executable, "-c", "import numpy, PIL.Image"])[0]
+                             for _ in range(5 if args.smoke else 15)]))
+    singles = []
+    for n_colors in sorted({16, 256} & set(counts) or set(counts)):
+        cq_runs, pq_runs = [], []
+        for path, _ in inputs:
+            output = scratch / f"single-{n_colors}-{path.name}"
+            cq_runs.append(run_measured([sys.executable, "-m", "colorquant", "compress", "-q", "-k", str(n_colors),
+                                         "--force", "--output", str(output), str(path)]))
+            if pngquant:
+                pq_runs.append(run_measured([pngquant, "--nofs", "--force", "--output", str(output) + ".pq.png",
+                                             str(n_colors), str(path)]))
+        entry = {"colors": n_colors, "images": len(inputs),
+                 "colorquant_s": float(np.median([r[0] for r in cq_runs])),
+                 "colorquant_peak_mib": float(max(r[1] for r in cq_runs))}
+        if pq_runs:
+            entry.update(pngquant_s=float(np.median([r[0] for r in pq_runs])),
+                         pngquant_peak_mib=float(max(r[1] for r in pq_runs)))
+            entry["ratio"] = entry["colorquant_s"] / entry["pngquant_s"]
+        singles.append(entry)
+        print(entry, file=sys.stderr)
 
     # whole process over all images in one call, both tools
     batches = []
@@ -252,6 +279,9 @@ def main(argv=None) -> int:
     batch_rows = [[b["colors"], b["images"], f"{b['colorquant_s']:.2f}", f"{b.get('pngquant_s', float('nan')):.2f}",
                    f"{b.get('ratio', float('nan')):.2f}x", f"{b['colorquant_peak_mib']:.0f}",
                    f"{b.get('pngquant_peak_mib', float('nan')):.0f}"] for b in batches]
+    single_rows = [[s["colors"], s["images"], f"{s['colorquant_s']:.3f}", f"{s.get('pngquant_s', float('nan')):.3f}",
+                    f"{s.get('ratio', float('nan')):.2f}x", f"{s['colorquant_peak_mib']:.1f}",
+                    f"{s.get('pngquant_peak_mib', float('nan')):.1f}"] for s in singles]
     big_rows = [[name, f"{big[name]['seconds']:.2f}", f"{big[name]['peak_mib']:.0f}",
                  "" if big[name]["psnr"] is None else f"{big[name]['psnr']:.2f}",
                  f"{big[name]['seconds'] / big['pngquant']['seconds']:.2f}x" if "pngquant" in big else "",
@@ -263,6 +293,14 @@ def main(argv=None) -> int:
         "",
         markdown_table(["tool", "colours", "timing", "images", "seconds", "PSNR dB", "SSIM", "bytes", "bpp",
                         "peak MiB", "PSNR vs pngquant", "bytes vs pngquant"], table_rows),
+        "",
+        "One photo per process (`colorquant compress PHOTO` against `pngquant --nofs N PHOTO`, "
+        "alternating; median seconds, largest peak memory):",
+        "",
+        markdown_table(["colours", "photos", "colorquant s", "pngquant s", "ratio", "colorquant peak MiB",
+                        "pngquant peak MiB"], single_rows),
+        "",
+        f"Start-up floor of any Python tool (`python -c \"import numpy, PIL.Image\"`, median): {floor:.3f} s.",
         "",
         "Whole process over all images in one call (`colorquant compress`, both cores, against "
         "`pngquant --nofs N`):",
@@ -282,7 +320,8 @@ def main(argv=None) -> int:
     from _common import write_results
 
     write_results(stem, {"summary": {"machine": machine(), "images": len(inputs), "rows": rows,
-                                     "batches": batches, "big": big}}, markdown, args.out)
+                                     "singles": singles, "floor_s": floor, "batches": batches, "big": big}},
+                  markdown, args.out)
     print(markdown)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0

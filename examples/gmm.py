@@ -10,7 +10,7 @@ from skimage import data
 import colorquant as cq
 
 output = sys.argv[1] if len(sys.argv) > 1 else "chelsea-gmm-k16.png"
-result = cq.quantize(data.chelsea(), n_colors=16, method="gmm")
+result = cq.quantize(data.chelsea(), n_colors=16, method="gmm", metrics=["ssim"])
 result.save(output, overwrite=True)
 
 figures = result.metrics

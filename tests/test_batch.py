@@ -53,7 +53,7 @@ def snapshot(folder: Path) -> dict:
 def test_batch_mirrors_tree_and_fills_manifest(run_cli, tmp_path, coffee):
     source = make_tree(tmp_path, coffee)
     output = tmp_path / "out"
-    result = run_cli("batch", source, "-o", output, "--recursive", "-k", "8", "--jobs", "2")
+    result = run_cli("batch", source, "-o", output, "--recursive", "-k", "8", "--jobs", "2", "--metrics", "ssim")
     assert result.status == 0, result
     assert sorted(snapshot(output)) == ["img000-kmeans-k8.png", "img002-kmeans-k8.png",
                                         "trip/img001-kmeans-k8.png", "trip/img003-kmeans-k8.png"]

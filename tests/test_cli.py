@@ -33,7 +33,7 @@ def test_compress_writes_palette_png_next_to_input(run_cli, photo_png, method):
 
 def test_compress_json_record(run_cli, photo_png, tmp_path):
     out_dir = tmp_path / "out"
-    result = run_cli("compress", photo_png, "-k", "8", "-o", out_dir, "--json")
+    result = run_cli("compress", photo_png, "-k", "8", "-o", out_dir, "--json", "--metrics", "ssim")
     assert result.status == 0, result
     record = json.loads(result.out.strip())
     assert set(record) == JSON_KEYS
@@ -235,3 +235,26 @@ def test_a_bug_in_the_search_is_an_internal_error_not_a_warning(run_cli, photo_p
     result = run_cli("curve", photo_png, "--target-psnr", "30", "-k", "16", "-o", tmp_path / "c.png")
     assert_one_line_error(result, 1, "internal error: RuntimeError: a bug", "please report it")
     assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [(["-s", "0"], "--speed must be in [1, 11]; got 0"),
+                                            (["--speed", "12"], "got 12"), (["-s", "fast"], "must be an integer")])
+def test_speed_bounds_are_usage_errors(run_cli, photo_png, argv, fragment):
+    assert_one_line_error(run_cli("compress", photo_png, *argv), 2, fragment)
+
+
+def test_every_speed_gives_a_palette_png_and_its_own_bytes(run_cli, photo_png, tmp_path):
+    written = {}
+    for speed in (1, 4, 11):
+        result = run_cli("compress", photo_png, "-s", speed, "-k", "32", "--output", tmp_path / f"s{speed}.png")
+        assert result.status == 0, result
+        written[speed] = (tmp_path / f"s{speed}.png").read_bytes()
+        assert Image.open(tmp_path / f"s{speed}.png").mode == "P"
+    assert len(set(written.values())) == 3
+    again = run_cli("compress", photo_png, "-s", "11", "-k", "32", "--output", tmp_path / "again.png")
+    assert again.status == 0 and (tmp_path / "again.png").read_bytes() == written[11]
+
+
+def test_metrics_option_names_its_choices(run_cli, photo_png):
+    assert_one_line_error(run_cli("compress", photo_png, "--metrics", "sharpness"), 2,
+                          "--metrics takes mse, psnr, ssim, ciede2000, blurred_psnr or all")

@@ -91,11 +91,13 @@ def test_bad_perceptual_options(coffee, options, fragment):
 
 
 def test_cli_dither_and_colour_space(run_cli, photo_png, tmp_path):
-    result = run_cli("compress", photo_png, "--dither", "--color-space", "oklab", "-o", tmp_path, "--json")
+    result = run_cli("compress", photo_png, "--dither", "--color-space", "oklab", "-o", tmp_path, "--json",
+                     "--metrics", "ciede2000,blurred_psnr")
     assert result.status == 0, result
     record = json.loads(result.out)
-    assert record["ciede2000"] > 0 and record["blurred_psnr"] > record["psnr"]
-    plain = run_cli("compress", photo_png, "--color-space", "oklab", "-o", tmp_path / "plain", "--json")
+    assert record["ciede2000"] > 0 and record["blurred_psnr"] > record["psnr"] and record["ssim"] is None
+    plain = run_cli("compress", photo_png, "--color-space", "oklab", "-o", tmp_path / "plain", "--json",
+                    "--metrics", "all")
     assert json.loads(plain.out)["blurred_psnr"] < record["blurred_psnr"]
 
 

@@ -256,3 +256,24 @@ def test_write_failure_keeps_older_output_and_no_temporary(run_cli, photo_png, t
     assert_one_line_error(result, 4, "No space left on device")
     assert target.read_bytes() == old
     assert files_in(tmp_path) == {"coffee.png", "out.png"}
+
+
+def short_image_data_png(width: int = 768, height: int = 512, rows: int = 100) -> bytes:
+    """A PNG whose one IDAT is a complete zlib stream of only ``rows`` of its rows: every
+    chunk and CRC is right, the image data just ends early."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    data = zlib.compress(b"".join(b"\0" + bytes([90, 140, 200]) * width for _ in range(rows)))
+    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
+def test_png_whose_image_data_ends_early_is_refused(run_cli, tmp_path):
+    path = tmp_path / "short.png"
+    path.write_bytes(short_image_data_png())
+    check_refused(run_cli, path, "corrupt or truncated image", "too short")
+    from fastapi.testclient import TestClient
+
+    from colorquant.web import create_app
+
+    with TestClient(create_app()) as client:
+        response = client.post("/api/compress", files={"file": ("short.png", path.read_bytes())})
+    assert response.status_code == 415 and "truncated" in response.json()["error"]

@@ -30,3 +30,29 @@ def test_nearest_palette_index_handles_rgba():
     assert nearest_palette_index(colors, palette).tolist() == [1, 0]
     assert len(nearest_palette_index(colors[:0], palette)) == 0
 
+
+
+def test_label_pixels_is_the_exact_nearest_entry_of_every_pixel(coffee):
+    from colorquant.remap import label_pixels
+
+    pixels = coffee.reshape(-1, 3)
+    palette = np.random.default_rng(3).integers(0, 256, size=(200, 3), dtype=np.uint8)
+    labels = label_pixels(pixels, palette)
+    sample = pixels[::11].astype(np.int64)
+    distances = ((sample[:, None, :] - palette[None].astype(np.int64)) ** 2).sum(-1)
+    assert np.array_equal(labels[::11], distances.argmin(axis=1))
+
+
+def test_big_images_are_fitted_on_a_sample_and_labelled_exactly(coffee, monkeypatch):
+    import colorquant as cq
+    import colorquant.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "SAMPLED_ABOVE_PIXELS", 100_000)  # coffee has 240,000
+    monkeypatch.setattr(pipeline, "SAMPLE_PIXELS", 30_000)
+    result = cq.quantize(coffee, n_colors=24)
+    pixels = coffee.reshape(-1, 3).astype(np.int64)
+    distances = ((pixels[::7, None, :] - result.palette[None].astype(np.int64)) ** 2).sum(-1)
+    assert np.array_equal(result.labels.reshape(-1)[::7], distances.argmin(axis=1))
+    exact = cq.quantize(coffee, n_colors=24, quality=(0, 100))  # a target needs the exact path
+    assert exact.n_colors == 24 and not exact.target_met
+    assert abs(result.metrics.psnr - cq.quantize(coffee, n_colors=24).metrics.psnr) < 1e-9  # deterministic

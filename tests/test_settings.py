@@ -115,3 +115,11 @@ def test_output_fingerprint_holds_what_decides_the_bytes():
     assert Settings(metrics=("ciede2000",)).output_fingerprint() == base  # figures: same bytes
     assert Settings(n_colors=17).output_fingerprint() != base
     assert Settings(dither=0.5).output_fingerprint() != base
+
+
+@pytest.mark.parametrize("speed", [0, 12, 4.0, "4", None])
+def test_speed_is_pngquants_one_to_eleven(speed):
+    with pytest.raises(InvalidParameterError, match="speed must be an int in \\[1, 11\\]"):
+        Settings(speed=speed)
+    assert Settings(speed=11).speed == 11
+    assert Settings(speed=1).output_fingerprint() != Settings().output_fingerprint()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .effort import DEFAULT_SPEED
 from .errors import InvalidParameterError, QualityTooLowError
 from .imageio import read_image
 from .pipeline import fit, label_image, prepare, single_threaded_blas
@@ -22,6 +23,7 @@ def quantize(
     settings: Settings | None = None,
     n_colors: int | None = None,
     method: str = "kmeans",
+    speed: int = DEFAULT_SPEED,
     random_state: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     target_psnr: float | None = None,
@@ -31,6 +33,7 @@ def quantize(
     min_colors: int = MIN_COLORS,
     color_space: str = "rgb",
     dither: float = 0.0,
+    metrics=(),
     **options,
 ) -> QuantizedImage:
     """Reduce ``image`` to at most ``n_colors`` colours learned by ``method``.
@@ -44,6 +47,8 @@ def quantize(
         An image with no more distinct colours than this keeps exactly its own colours.
         With a quality target, the upper bound of the search.
     method : "kmeans", "minibatch", "gmm", or any registered method
+    speed : int in [1, 11], default 4
+        pngquant's scale: 1 is slowest and best, 11 fastest (see README for each level).
     random_state : int
         Seed of every random choice: the same input and settings give the same result.
     max_pixels : int
@@ -60,16 +65,18 @@ def quantize(
         Where clustering and remapping happen; the palette is stored in sRGB either way.
     dither : float in [0, 1]
         Strength of Floyd-Steinberg error diffusion onto the palette; 0 (default) is none.
+    metrics : names of figures ``result.metrics`` computes beyond MSE and PSNR (``"ssim"``,
+        ``"ciede2000"``, ``"blurred_psnr"``, or any in ``colorquant.METRICS``)
     **options : the method's own options, e.g. ``covariance_type`` for "gmm"
 
     Returns
     -------
     QuantizedImage
     """
-    keywords = dict(n_colors=n_colors, method=method, random_state=random_state,
+    keywords = dict(n_colors=n_colors, method=method, speed=speed, random_state=random_state,
                     max_pixels=max_pixels, target_psnr=target_psnr, target_mse=target_mse,
                     target_ssim=target_ssim, quality=quality, min_colors=min_colors,
-                    color_space=color_space, dither=dither, **options)
+                    color_space=color_space, dither=dither, metrics=metrics, **options)
     if settings is None:
         settings = Settings.from_keywords(**keywords)
     elif not isinstance(settings, Settings):
@@ -79,9 +86,9 @@ def quantize(
     return quantize_loaded(read_image(image, max_pixels=settings.max_pixels), settings)
 
 
-_DEFAULTS = dict(n_colors=None, method="kmeans", random_state=0, max_pixels=DEFAULT_MAX_PIXELS,
+_DEFAULTS = dict(n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, max_pixels=DEFAULT_MAX_PIXELS,
                  target_psnr=None, target_mse=None, target_ssim=None, quality=None,
-                 min_colors=MIN_COLORS, color_space="rgb", dither=0.0)
+                 min_colors=MIN_COLORS, color_space="rgb", dither=0.0, metrics=())
 
 
 def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
@@ -90,7 +97,8 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
     settings.method_spec.load()  # imports the method's libraries once, outside the timed part
     started = time.perf_counter()
     with single_threaded_blas():
-        prepared = prepare(loaded.pixels, settings.color_space)
+        # exact histogram errors are what a quality target is judged by
+        prepared = prepare(loaded.pixels, settings.color_space, exact=settings.target is not None)
         trace, target_met, n_colors = (), True, settings.n_colors
         if settings.target is None:
             quantization = fit(prepared, n_colors, settings)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ColorHistogram", "color_histogram", "weighted_sample"]
+__all__ = ["ColorHistogram", "color_histogram", "weighted_sample", "pixel_sample", "pack_codes",
+           "unpack_codes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +29,8 @@ class ColorHistogram:
     inverse : ndarray of shape (n_pixels,), int32
         Index into ``colors`` of every pixel, in raster order; ``features[inverse[i::n]]``
         streams every n-th pixel without a copy of the image.
-    features : ndarray of shape (n_distinct, n_channels), float64
+    features : ndarray of shape (n_distinct, n_channels), float32 (exact for sRGB levels; half
+        the memory of float64, which the fits do not need)
         The colours in the space the methods cluster in (see ``colorspace``).
     color_space : name of that space
     """
@@ -46,6 +48,18 @@ class ColorHistogram:
     @property
     def n_channels(self) -> int:
         return self.colors.shape[1]
+
+
+def pack_codes(pixels: np.ndarray) -> np.ndarray:
+    """:func:`_pack` of any number of pixels, a chunk at a time (bounded temporaries)."""
+    codes = np.empty(len(pixels), dtype=np.uint32)
+    for start in range(0, len(pixels), _PACK_CHUNK):
+        codes[start : start + _PACK_CHUNK] = _pack(pixels[start : start + _PACK_CHUNK])
+    return codes
+
+
+def unpack_codes(codes: np.ndarray, n_channels: int) -> np.ndarray:
+    return _unpack(codes, n_channels)
 
 
 def _pack(pixels: np.ndarray) -> np.ndarray:
@@ -69,27 +83,28 @@ def _unpack(codes: np.ndarray, n_channels: int) -> np.ndarray:
 _PACK_CHUNK = 1 << 18
 # From this many pixels on, RGB pixels find their colour's index in a table of all 2^24 codes
 # (64 MiB, of which only the pages of codes that occur are touched) rather than by a binary
-# search: 0.02 s against 0.26 s for 4 MP, but the table's set-up costs 2 ms, which is more
-# than the whole search on a thumbnail.
-_LOOKUP_TABLE_MIN_PIXELS = 1 << 16
+# search: 0.02 s against 0.26 s for 4 MP. Below it the search is cheap enough (20 ms more on
+# a 768x512 photo) and spares the memory: a photo's colours touch most of the table's pages,
+# which doubled the peak memory of compressing one.
+_LOOKUP_TABLE_MIN_PIXELS = 1 << 21
 
 
 def _distinct_codes(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(codes, return_inverse=True, return_counts=True)`` of the pixels' packed codes,
     with an int32 inverse.
 
-    ``np.unique`` finds the inverse with an argsort, which took 3.7 s for a 24 MP photo. Here
-    the codes are sorted in place (numpy's SIMD sort: 0.1 s for 24 MP), the runs give the
-    distinct codes and their counts, and each pixel's index comes from a lookup table over
-    all 2^24 RGB codes (a binary search in the distinct codes for alpha or small images): 0.6 s
-    for the whole 24 MP histogram with 2.9 million colours, and no 8-byte-per-pixel
-    temporaries (a numba counting kernel did it in 0.3 s, but importing numba and loading
-    the kernel took 0.6 s and 130 MiB).
+    ``np.unique`` finds the inverse with an argsort, which took 3.7 s for a 24 MP photo. For
+    big RGB images the codes are sorted in place (numpy's SIMD sort: 0.1 s for 24 MP), the
+    runs give the distinct codes and their counts, and each pixel's index comes from a lookup
+    table over all 2^24 RGB codes: 0.6 s for a 24 MP histogram with 2.9 million colours, and
+    no 8-byte-per-pixel temporaries (a numba counting kernel did it in 0.3 s, but importing
+    numba and loading the kernel took 0.6 s and 130 MiB). Smaller images, and images with
+    alpha, sort each pixel's code together with its position (:func:`_distinct_codes_by_sort`).
     """
     n_pixels = len(pixels)
-    codes = np.empty(n_pixels, dtype=np.uint32)
-    for start in range(0, n_pixels, _PACK_CHUNK):
-        codes[start : start + _PACK_CHUNK] = _pack(pixels[start : start + _PACK_CHUNK])
+    if n_pixels < _LOOKUP_TABLE_MIN_PIXELS or (pixels.shape[1] > 3 and n_pixels < 2**31):
+        return _distinct_codes_by_sort(pixels)
+    codes = pack_codes(pixels)
     codes.sort()
     run_starts = np.empty(n_pixels, dtype=bool)
     run_starts[:1] = True
@@ -100,19 +115,43 @@ def _distinct_codes(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     counts = np.diff(first, append=n_pixels)
     del codes, first
 
-    # int32 halves the biggest array of the fit; only alpha can have 2^31 distinct colours.
-    inverse = np.empty(n_pixels, dtype=np.int32 if n_pixels < 2**31 else np.intp)
-    use_table = pixels.shape[1] <= 3 and n_pixels >= _LOOKUP_TABLE_MIN_PIXELS
-    if use_table:
-        index_of_code = np.empty(1 << (8 * pixels.shape[1]), dtype=np.int32)
-        index_of_code[unique_codes] = np.arange(len(unique_codes), dtype=np.int32)
+    # int32 halves the biggest array of the fit.
+    inverse = np.empty(n_pixels, dtype=np.int32)
+    index_of_code = np.empty(1 << (8 * pixels.shape[1]), dtype=np.int32)
+    index_of_code[unique_codes] = np.arange(len(unique_codes), dtype=np.int32)
     for start in range(0, n_pixels, _PACK_CHUNK):
         chunk_codes = _pack(pixels[start : start + _PACK_CHUNK])
-        if use_table:
-            inverse[start : start + len(chunk_codes)] = index_of_code[chunk_codes]
-        else:
-            inverse[start : start + len(chunk_codes)] = np.searchsorted(unique_codes, chunk_codes)
+        inverse[start : start + len(chunk_codes)] = index_of_code[chunk_codes]
     return unique_codes, inverse, counts
+
+
+def _distinct_codes_by_sort(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_distinct_codes` by one sort of ``code << 32 | position`` (uint64): the runs of
+    the sorted codes give the distinct colours and counts, the positions riding along give
+    each pixel its colour's index. 21 ms for a 768x512 photo, against 44 ms for a binary
+    search of every pixel and 25 ms for the 2^24 table, whose pages (64 MiB) a photo's
+    colours nearly all touch."""
+    n_pixels = len(pixels)
+    keys = pack_codes(pixels).astype(np.uint64)
+    keys <<= np.uint64(32)
+    keys |= np.arange(n_pixels, dtype=np.uint64)
+    keys.sort()
+    # split the sorted keys into narrow arrays (buffered casts, no wide temporaries), then
+    # let them go: the peak memory of a photo's histogram is these few arrays
+    codes = np.empty(n_pixels, dtype=np.uint32)
+    np.right_shift(keys, np.uint64(32), out=codes, casting="unsafe")
+    positions = np.empty(n_pixels, dtype=np.uint32)
+    np.bitwise_and(keys, np.uint64(0xFFFFFFFF), out=positions, casting="unsafe")
+    del keys
+    run_starts = np.empty(n_pixels, dtype=bool)
+    run_starts[:1] = True
+    np.not_equal(codes[1:], codes[:-1], out=run_starts[1:])
+    first = np.flatnonzero(run_starts)
+    unique_codes = codes[first]
+    del codes
+    inverse = np.empty(n_pixels, dtype=np.int32)
+    inverse[positions] = np.cumsum(run_starts, dtype=np.int32) - 1
+    return unique_codes, inverse, np.diff(first, append=n_pixels)
 
 
 def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistogram:
@@ -131,7 +170,7 @@ def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistog
         colors=colors,
         counts=counts.astype(np.int64, copy=False),
         inverse=inverse.reshape(-1),
-        features=to_features(colors, color_space),
+        features=to_features(colors, color_space).astype(np.float32),
         color_space=color_space,
     )
 
@@ -157,3 +196,11 @@ def weighted_sample(
     multiplicity = np.bincount(drawn, minlength=histogram.n_distinct)
     indices = np.flatnonzero(multiplicity)
     return indices, multiplicity[indices].astype(np.float64)
+
+
+def pixel_sample(pixels: np.ndarray, n_samples: int) -> np.ndarray:
+    """About ``n_samples`` pixels spread evenly over ``pixels`` ((n, c)): every k-th pixel,
+    k chosen odd so that the picks do not line up with an even image width."""
+    step = max(1, len(pixels) // n_samples)
+    step += step % 2 == 0 and step > 1
+    return np.ascontiguousarray(pixels[step // 2 :: step])

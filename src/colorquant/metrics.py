@@ -2,8 +2,10 @@
 :class:`Metric` entry in :data:`METRICS` per figure.
 
 Every record (``--json``, the manifest, the web API, the tables) has a key for each entry;
-entries marked ``default`` are computed for every output, the others when asked for
-(``Settings.metrics``), or when they are the quality target. Entries with ``target_bounds``
+entries marked ``default`` (MSE and PSNR, which cost a millisecond) are computed for every
+output, the others only when asked for (``Settings.metrics``, ``--metrics``), by the commands
+that show them (compare, demo, curve, the web page), or when they are the quality target: SSIM
+alone (scipy's filters) took longer than quantizing a photo. Entries with ``target_bounds``
 can be a quality target (``target_<name>=`` in Python, ``--target-<name>`` on the command
 line).
 
@@ -34,14 +36,29 @@ _DATA_RANGE = 255.0
 class ImagePair:
     """A reference and a test image of the same shape (H, W, C) uint8, as compared: the
     colour of fully transparent pixels zeroed. Figures that share work (PSNR from MSE) take
-    it from here."""
+    it from here.
 
-    def __init__(self, reference: np.ndarray, test: np.ndarray):
-        self.reference, self.test = comparable(reference), comparable(test)
+    The test image may be given as ``labels`` over a ``palette`` instead: it is then expanded
+    only if a figure needs it whole, and MSE is summed a band at a time (a 24 MP photo's
+    expanded copy alone is 72 MB).
+    """
+
+    def __init__(self, reference: np.ndarray, test: np.ndarray | None = None, *,
+                 labels: np.ndarray | None = None, palette: np.ndarray | None = None):
+        self.reference = comparable(reference)
+        self._labels, self._palette = labels, palette
+        if test is not None:
+            self.__dict__["test"] = comparable(test)
+
+    @cached_property
+    def test(self) -> np.ndarray:
+        return comparable(self._palette[self._labels])
 
     @cached_property
     def mse(self) -> float:
-        return mse(self.reference, self.test)
+        if "test" in self.__dict__ or self.reference.shape[-1] == 4:
+            return mse(self.reference, self.test)
+        return mse_of_labels(self.reference, self._labels, self._palette)
 
 
 @dataclass(frozen=True)
@@ -85,7 +102,7 @@ def comparable(pixels: np.ndarray) -> np.ndarray:
 
 
 # Elements per chunk of the MSE sum: bounded memory on very large images.
-_MSE_CHUNK = 1 << 20
+_MSE_CHUNK = 1 << 18
 
 
 def mse(reference: np.ndarray, test: np.ndarray) -> float:
@@ -104,6 +121,16 @@ def mse(reference: np.ndarray, test: np.ndarray) -> float:
                       - test[start : start + rows_per_chunk].astype(np.int16))
         flat = difference.reshape(-1).astype(np.float64)
         total += int(flat @ flat)
+    return total / reference.size
+
+
+def mse_of_labels(reference: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> float:
+    """:func:`mse` of ``reference`` against ``palette[labels]``, expanding a band at a time."""
+    rows_per_chunk = max(1, _MSE_CHUNK // max(1, reference[0].size))
+    total = 0.0
+    for start in range(0, len(reference), rows_per_chunk):
+        band = slice(start, start + rows_per_chunk)
+        total += mse(reference[band], palette[labels[band]]) * reference[band].size
     return total / reference.size
 
 
@@ -192,7 +219,7 @@ def blurred_psnr(reference: np.ndarray, test: np.ndarray, sigma: float = 1.0) ->
     return psnr_from_mse(float(np.mean((blurred_reference - blurred_test) ** 2)))
 
 
-_HISTOGRAM_CHUNK = 1 << 18
+_HISTOGRAM_CHUNK = 1 << 16
 
 
 def histogram_mse(
@@ -223,7 +250,7 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("psnr", "PSNR", lambda pair: psnr_from_mse(pair.mse), unit="dB", default=True,
            target_bounds=(0.0, 100.0, False),
            description="peak signal-to-noise ratio; inf for a lossless result"),
-    Metric("ssim", "SSIM", lambda pair: ssim(pair.reference, pair.test), default=True,
+    Metric("ssim", "SSIM", lambda pair: ssim(pair.reference, pair.test),
            target_bounds=(0.0, 1.0, False),
            description="structural similarity (scikit-image, 7x7 window), channels averaged"),
     Metric("ciede2000", "dE2000", lambda pair: mean_ciede2000(pair.reference, pair.test),
@@ -233,9 +260,10 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
 )}
 
 
-def measure(reference: np.ndarray, test: np.ndarray, names) -> dict[str, float | None]:
-    """The figures ``names`` of ``test`` against ``reference``, every other key None."""
-    pair = ImagePair(reference, test)
+def measure(reference: np.ndarray, test, names) -> dict[str, float | None]:
+    """The figures ``names`` of ``test`` (an array, or an :class:`ImagePair` already made)
+    against ``reference``, every other key None."""
+    pair = test if isinstance(test, ImagePair) else ImagePair(reference, test)
     wanted = set(names)
     return {name: (metric.function(pair) if name in wanted else None)
             for name, metric in METRICS.items()}

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .colorspace import to_features, to_srgb8
-from .histogram import ColorHistogram, color_histogram
+from .histogram import ColorHistogram, color_histogram, pixel_sample
 from .metrics import histogram_mse
-from .remap import nearest_palette_index
+from .remap import label_pixels, nearest_palette_index
 
 __all__ = ["PreparedImage", "Quantization", "prepare", "fit", "label_image", "single_threaded_blas"]
 
@@ -59,6 +59,7 @@ class PreparedImage:
     shape: tuple[int, int]
     n_channels: int
     pixels: np.ndarray  # the (H, W, C) input itself, for dithering
+    sampled: bool = False  # the histogram is of a sample of the pixels (no inverse to use)
 
     @property
     def has_transparent(self) -> bool:
@@ -84,11 +85,25 @@ class Quantization:
     mse: float
 
 
-def prepare(pixels: np.ndarray, color_space: str = "rgb") -> PreparedImage:
+# Opaque images with more pixels than this are fitted on an even sample of about
+# SAMPLE_PIXELS of their pixels when no quality target needs exact errors, and labelled
+# through a table of every 24-bit colour they hold (16 MiB) instead of a histogram of every
+# pixel: on a 24 MP photo the exact histogram took 1.7 s and 190 MiB, the sample 0.1 s. The
+# sample is 32 times the largest k-means sample of the default speed.
+SAMPLED_ABOVE_PIXELS = 4_000_000
+SAMPLE_PIXELS = 1 << 19
+
+
+def prepare(pixels: np.ndarray, color_space: str = "rgb", *, exact: bool = True) -> PreparedImage:
     """Split ``pixels`` ((H, W, 3|4) uint8) into what the methods fit on, as features in
-    ``color_space``."""
+    ``color_space``. Unless ``exact``, a big opaque image is fitted on a sample of its
+    pixels (see ``SAMPLED_ABOVE_PIXELS``); errors from its histogram are then estimates."""
     height, width, n_channels = pixels.shape
     flat = pixels.reshape(-1, n_channels)
+    if not exact and n_channels == 3 and len(flat) > SAMPLED_ABOVE_PIXELS:
+        return PreparedImage(histogram=color_histogram(pixel_sample(flat, SAMPLE_PIXELS), color_space),
+                             visible=None, shape=(height, width), n_channels=3, pixels=pixels,
+                             sampled=True)
     visible = None
     if n_channels == 4:
         transparent = flat[:, 3] == 0
@@ -120,12 +135,13 @@ def fit(prepared: PreparedImage, n_colors: int, settings) -> Quantization:
         color_labels = np.arange(histogram.n_distinct, dtype=np.uint8)
     else:
         learned = settings.method_spec.fit_palette(
-            histogram, budget, random_state=settings.random_state, **settings.options)
+            histogram, budget, random_state=settings.random_state, speed=settings.speed,
+            **settings.options)
         palette, color_labels = _tidy(histogram, learned.palette, learned.color_labels)
 
+    counted = int(histogram.counts.sum()) if prepared.sampled else prepared.n_pixels
     error = histogram_mse(
-        histogram.colors, histogram.counts, palette, color_labels,
-        prepared.n_pixels, prepared.n_channels,
+        histogram.colors, histogram.counts, palette, color_labels, counted, prepared.n_channels,
     ) if len(palette) else 0.0
     return Quantization(
         palette=_full_palette(prepared, palette),
@@ -177,6 +193,9 @@ def label_image(prepared: PreparedImage, quantization: Quantization, dither: flo
         if prepared.visible is not None:
             fixed = ~prepared.visible.reshape(prepared.shape)
         return floyd_steinberg(prepared.pixels, quantization.palette, dither, fixed)
+    if prepared.sampled:
+        return label_pixels(prepared.pixels.reshape(-1, 3), quantization.palette,
+                            prepared.histogram.color_space).reshape(prepared.shape)
     pixel_labels = quantization.color_labels[prepared.histogram.inverse]
     if prepared.visible is not None:
         full = np.zeros(prepared.n_pixels, dtype=np.uint8)  # index 0 is the transparent entry

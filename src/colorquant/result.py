@@ -98,9 +98,12 @@ class QuantizedImage:
 
     @cached_property
     def _png_bytes(self) -> bytes:
-        from .imageio import encode_image
+        from .effort import effort_for
+        from .imageio import encode_png
 
-        return encode_image(self.labels, self.palette, "png")
+        effort = effort_for(self.settings.speed)
+        return encode_png(self.labels, self.palette, deflate_level=effort.deflate_level_for(self.labels.size),
+                          try_byte_depth=effort.try_byte_depth and self.labels.size <= effort.big_image_pixels)
 
     def save(self, path, *, format: str | None = None, overwrite: bool = False) -> Path:  # noqa: A002
         """Write the image atomically to ``path``; the format follows the suffix unless given.
@@ -123,8 +126,10 @@ class QuantizedImage:
     def measure(self, encoded: bytes, format: str = "png", *, metrics=None) -> Metrics:  # noqa: A002
         """Figures of an encoding of this result, measured on what that file decodes to:
         the default ones plus ``metrics`` (default: those the settings ask for)."""
+        from .metrics import ImagePair
+
         if format in _EXACT_FORMATS:
-            output = self.to_array()
+            output = ImagePair(self.original, labels=self.labels, palette=self.palette)
         else:
             from .imageio import decode_pixels
 

@@ -130,15 +130,14 @@ def worker_pool(jobs: int, settings, preload: str = "colorquant.compress"):
 
 
 # Imported once by the fork server, so that no worker pays for them.
-_HEAVY_MODULES = ("skimage.metrics", "oxipng")
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "RAYON_NUM_THREADS", "NUMBA_NUM_THREADS")
+_HEAVY_MODULES = ("deflate",)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _single_threaded() -> None:
     # One process per core: threads inside each would only fight over the cores (measured:
     # 0.65 s per photo with two workers left multi-threaded, 0.45 s single-threaded).
-    # Thread pools not started yet read the variables (oxipng's rayon, numba); those already
+    # Thread pools not started yet read the variables (numba's); those already
     # loaded (OpenMP, BLAS) are limited by threadpoolctl.
     import os
 

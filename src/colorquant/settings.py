@@ -14,6 +14,7 @@ import math
 import numbers
 from dataclasses import dataclass, field, replace
 
+from .effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from .errors import InvalidParameterError
 
 __all__ = [
@@ -126,6 +127,8 @@ class Settings:
     method : a registered method ("kmeans", "minibatch", "gmm", ...)
     method_options : that method's options as sorted ``(name, value)`` pairs; every option
         of the method is present (defaults filled in), others are refused
+    speed : pngquant's scale, 1 (slowest, best) to 11 (fastest), default 4: the size of the
+        sample k-means fits on, its iterations and swaps, and the PNG's deflate level
     random_state : seed of every random choice (same settings, same bytes)
     color_space : where clustering and remapping happen ("rgb", "lab", "oklab")
     dither : strength of error diffusion, 0 (none) to 1
@@ -135,12 +138,14 @@ class Settings:
     max_pixels : refuse larger images, judged from the header before decoding
     format : output format ("png", "gif", "webp", "jpeg")
     skip_if_larger : refuse to write an output that is not smaller than its input
-    metrics : figures to compute beyond those every record has
+    metrics : figures to compute beyond those every record has (MSE, PSNR); a target's
+        figure is always among them
     """
 
     n_colors: int | None = None
     method: str = "kmeans"
     method_options: tuple = ()
+    speed: int = DEFAULT_SPEED
     random_state: int = 0
     color_space: str = "rgb"
     dither: float = 0.0
@@ -168,6 +173,7 @@ class Settings:
         # method from its spec even if it was registered only in the process that asked.
         settle("_method_spec", spec)
         settle("method_options", spec.check_options(dict(self.method_options)))
+        settle("speed", _check_int(self.speed, "speed", MIN_SPEED, MAX_SPEED))
         settle("random_state", _check_int(self.random_state, "random_state", 0, MAX_SEED))
         settle("color_space", _check_choice(self.color_space, "color_space", COLOR_SPACES))
         dither = self.dither
@@ -198,11 +204,13 @@ class Settings:
         wanted = (self.metrics,) if isinstance(self.metrics, str) else tuple(self.metrics)
         for name in wanted:
             _check_choice(name, "metrics", tuple(METRICS))
-        settle("metrics", tuple(sorted(set(wanted))))
+        if self.target is not None:  # a target's figure is reported with the output
+            wanted += (self.target.metric,)
+        settle("metrics", tuple(sorted(set(wanted) - {n for n, m in METRICS.items() if m.default})))
 
     @classmethod
     def from_keywords(
-        cls, *, n_colors=None, method="kmeans", random_state=0, color_space="rgb", dither=0.0,
+        cls, *, n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, color_space="rgb", dither=0.0,
         min_colors=MIN_COLORS, quality=None, max_pixels=DEFAULT_MAX_PIXELS, format="png",  # noqa: A002
         skip_if_larger=False, metrics=(), **others,
     ) -> "Settings":
@@ -230,7 +238,7 @@ class Settings:
             target = QualityTarget(metric, value)
         return cls(
             n_colors=n_colors, method=method, method_options=tuple(sorted(others.items())),
-            random_state=random_state, color_space=color_space, dither=dither, target=target,
+            speed=speed, random_state=random_state, color_space=color_space, dither=dither, target=target,
             fallback=fallback, min_colors=min_colors, max_pixels=max_pixels, format=format,
             skip_if_larger=skip_if_larger, metrics=metrics,
         )
@@ -254,6 +262,7 @@ class Settings:
         return {
             "n_colors": self.n_colors, "method": self.method,
             "method_options": [list(pair) for pair in self.method_options],
+            "speed": self.speed,
             "random_state": self.random_state, "color_space": self.color_space,
             "dither": self.dither,
             "target": None if self.target is None else [self.target.metric, self.target.value],

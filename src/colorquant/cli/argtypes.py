@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["UsageError", "Parser", "int_in", "number", "dither_level", "quality_range"]
+__all__ = ["UsageError", "Parser", "int_in", "number", "dither_level", "quality_range", "metric_names"]
 
 
 class UsageError(Exception):
@@ -49,6 +49,20 @@ def dither_level(text: str) -> float:
     if not 0 <= level <= 1:
         raise argparse.ArgumentTypeError(f"--dither must be in [0, 1]; got {text}")
     return level
+
+
+def metric_names(text: str) -> tuple[str, ...]:
+    """--metrics: figure names, comma-separated, or "all"."""
+    from ..metrics import METRICS
+
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return tuple(METRICS)
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"--metrics takes {', '.join(METRICS)} or all, comma-separated; got {text!r}")
+    return tuple(names)
 
 
 def quality_range(text: str) -> tuple[float, float]:

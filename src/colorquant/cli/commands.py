@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..effort import DEFAULT_SPEED
 from .argtypes import UsageError
 from .parser import method_options_from_args, settings_from_args
 from .report import (BatchProgress, batch_summary, describe_outcome, error, figures_table, kib,
@@ -32,8 +33,7 @@ def _make_folder(folder: Path) -> None:
 def compress(args) -> ExitStatus:
     if args.output and len(args.inputs) > 1:
         raise UsageError("--output takes one input; use --output-dir for several")
-    metrics = ("ciede2000", "blurred_psnr") if args.json else ()
-    settings = settings_from_args(args, metrics=metrics)
+    settings = settings_from_args(args)
     if args.format == "jpeg" and not args.quiet:
         warn("JPEG re-expands the palette to millions of colours and usually makes the file "
              "larger than a palette PNG")
@@ -134,7 +134,8 @@ def _every_method(image, args, *, perceptual: bool = True) -> list:
     from ..api import quantize
     from ..methods import METHODS
 
-    metrics = ("ciede2000", "blurred_psnr") if perceptual else ()
+    # the commands that show figures compute them: SSIM and the perceptual ones
+    metrics = ("ssim", "ciede2000", "blurred_psnr") if perceptual else ("ssim",)
     rows = []
     for name, spec in METHODS.items():
         settings = settings_from_args(args, method=name, metrics=metrics)
@@ -178,6 +179,7 @@ def demo(args) -> ExitStatus:
     original_png = encode_reference_png(photo)
     write_atomic(original_png, folder / "original.png", overwrite=True)
     args.seed, args.max_pixels, args.color_space, args.dither = 0, 100_000_000, "rgb", 0.0
+    args.speed = DEFAULT_SPEED
     rows = _every_method(photo, args)
     for name, (_, result, _) in zip(METHODS, rows):
         result.save(folder / f"compressed_{name}_K{args.colors}.png", overwrite=True)

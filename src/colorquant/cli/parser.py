@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
+from ..effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..errors import InvalidParameterError
 from ..settings import DEFAULT_MAX_PIXELS, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS, COLOR_SPACES
-from .argtypes import Parser, UsageError, dither_level, int_in, number, quality_range
+from .argtypes import Parser, UsageError, dither_level, int_in, metric_names, number, quality_range
 
 __all__ = ["build_parser", "settings_from_args", "method_options_from_args"]
 
@@ -27,6 +28,8 @@ def _add_common(parser, *, colors_help: str) -> None:
 
     parser.add_argument("-k", "--colors", type=int_in(MIN_COLORS, MAX_COLORS, "--colors"), default=None,
                         metavar="N", help=colors_help)
+    parser.add_argument("-s", "--speed", type=int_in(MIN_SPEED, MAX_SPEED, "--speed"), default=DEFAULT_SPEED,
+                        metavar="N", help="1 (slowest, best) to 11 (fastest), as pngquant's; default 4")
     parser.add_argument("--seed", type=int_in(0, MAX_SEED, "--seed"), default=0,
                         help="random seed; the same seed gives the same bytes (default 0)")
     parser.add_argument("--max-pixels", type=int_in(1, None, "--max-pixels"),
@@ -76,7 +79,16 @@ def _add_compress_options(parser) -> None:
                         help="output format (default png: a palette PNG)")
     parser.add_argument("--skip-if-larger", action="store_true",
                         help="write nothing when the output is not smaller (exit 98)")
+    parser.add_argument("--metrics", type=metric_names, default=(), metavar="NAMES",
+                        help="figures to compute beyond MSE and PSNR, comma-separated: "
+                             + ", ".join(n for n, m in _metrics().items() if not m.default) + ", or all")
     _add_targets(parser)
+
+
+def _metrics():
+    from ..metrics import METRICS
+
+    return METRICS
 
 
 def settings_from_args(args, *, method: str | None = None, metrics=()):
@@ -109,7 +121,8 @@ def settings_from_args(args, *, method: str | None = None, metrics=()):
             dither=args.dither, min_colors=getattr(args, "min_colors", None) or MIN_COLORS,
             quality=getattr(args, "quality", None), max_pixels=args.max_pixels,
             format=getattr(args, "format", "png"), skip_if_larger=getattr(args, "skip_if_larger", False),
-            metrics=metrics, **keywords, **options)
+            metrics=tuple(metrics) + tuple(getattr(args, "metrics", ())), speed=args.speed,
+            **keywords, **options)
     except InvalidParameterError as error:  # say it in the command line's own words
         message = str(error)
         for name in METRICS:

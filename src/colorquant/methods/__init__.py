@@ -57,6 +57,7 @@ class MethodSpec:
     module : importable module whose ``fit_palette`` fits it (workers import it by name, so a
         spec is all a process needs to run the method)
     imports : heavy modules it needs, which a worker pool imports once before forking
+    takes_speed : ``fit_palette`` takes ``speed`` (1-11), to trade time for quality
     """
 
     name: str
@@ -65,12 +66,15 @@ class MethodSpec:
     description: str = ""
     options: tuple[OptionSpec, ...] = ()
     imports: tuple[str, ...] = field(default=())
+    takes_speed: bool = False
 
     def load(self):
         """The module implementing this method."""
         return importlib.import_module(self.module)
 
-    def fit_palette(self, histogram, n_colors: int, *, random_state: int, **options) -> "PaletteFit":
+    def fit_palette(self, histogram, n_colors: int, *, random_state: int, speed: int, **options) -> "PaletteFit":
+        if self.takes_speed:
+            options["speed"] = speed
         return self.load().fit_palette(histogram, n_colors, random_state=random_state, **options)
 
     def check_options(self, options: dict[str, Any]) -> tuple:
@@ -136,7 +140,7 @@ def options_for_flag() -> dict[str, tuple[OptionSpec, list[str]]]:
 register_method(MethodSpec(
     name="kmeans", title="K-Means", module="colorquant.methods.kmeans",
     description="k-means++ seeds, Lloyd's algorithm and swaps on the weighted distinct colours",
-    imports=("sklearn.cluster",),
+    takes_speed=True,
 ))
 register_method(MethodSpec(
     name="minibatch", title="Mini-Batch", module="colorquant.methods.minibatch",

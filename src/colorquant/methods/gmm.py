@@ -37,7 +37,7 @@ def fit_palette(
 ) -> PaletteFit:
     """Mixture components of a pixel sample; palette = mean of the pixels each one takes."""
     rng = np.random.default_rng(random_state)
-    colors = histogram.features
+    colors = histogram.features.astype(np.float64)  # the mixture is fitted in float64
     n_pixels = int(histogram.counts.sum())
     if n_pixels > MAX_FIT_SAMPLES:
         # Uniformly drawn pixels: each colour with probability proportional to its count.

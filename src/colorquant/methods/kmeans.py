@@ -1,67 +1,55 @@
-"""K-Means (scikit-learn ``KMeans``) on the weighted distinct colours.
+"""K-Means on the weighted distinct colours: k-means++ seeds, Lloyd's algorithm, swaps.
+
+colorquant's own weighted k-means in numpy (no scikit-learn at run time: importing it took
+1.0 s, five times the work of compressing a photo). scikit-learn's ``KMeans`` stays the
+reference: on the same weighted points from the same seeds, the error of this fit is within
+0.5% of KMeans's (tests/test_methods.py, on every CQ100 photo at 16, 64 and 256 colours).
 
 Fitting on distinct colours weighted by their pixel counts minimises exactly the same
 objective as fitting on every pixel, at a cost that follows the number of distinct colours.
-Photographs can still have hundreds of thousands of them, so above ``MAX_FIT_COLORS`` the
-fit runs on a pixel-weighted sample, and a few Lloyd steps on the full histogram then move
-the centres to where all the colours pull them.
+Photographs still have hundreds of thousands of them, so above ``MAX_FIT_COLORS`` the fit
+runs on a pixel-weighted sample whose size ``--speed`` sets (see ``effort.py``), and a few
+Lloyd steps on the full histogram then move the centres to where all the colours pull them.
 
-Lloyd's algorithm stops in a local minimum that depends on its start: scikit-learn's own
-fits of one photo at one count differ by about 0.1 dB between random states. After Lloyd, a
-few *swaps* move one centre from where it is least needed to where the error is largest
-(the targeted form of Fränti's random-swap clustering) and are kept only if they lower the
-error; on CQ100 that gains 0.064, 0.042 and 0.027 dB at 16, 64 and 256 colours, and a
-colour or two in the auto-K search.
+Lloyd's algorithm stops in a local minimum that depends on its start. After Lloyd, a few
+*swaps* move one centre from where it is least needed to where the error is largest (the
+targeted form of Fränti's random-swap clustering) and are kept only if they lower the error.
 
 The k-means++ seeds come from a small pixel-weighted sample (8,192 draws) that does not
 depend on the colour count, and they are grown one at a time, so the first ``k`` seeds are
 the same whether ``k`` or 256 are asked for; the points Lloyd runs on depend on the count
-only through a coarse size tier (16k, 32k or 64k draws). The auto-K search, which fits one
-image at many counts, therefore seeds once and draws each tier's sample once, and starts
-Lloyd at each count from a prefix of the same seeds; a fixed-count run computes exactly
-the same start, so it gets exactly the same palette as the search saw.
+only through a coarse size tier. The auto-K search, which fits one image at many counts,
+therefore seeds once and draws each tier's sample once, and starts Lloyd at each count from
+a prefix of the same seeds; a fixed-count run computes exactly the same start, so it gets
+exactly the same palette as the search saw.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import warnings
 import weakref
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from ..colorspace import to_features, to_srgb8
+from ..effort import DEFAULT_SPEED, effort_for
 from ..histogram import ColorHistogram, weighted_sample
 from ..remap import nearest_palette_index, palette_means
 from . import PaletteFit
 
 # Above this many distinct colours the seeding and Lloyd iterations run on a sample.
 MAX_FIT_COLORS = 16384
-# Pixels drawn for that sample (repeats fold into weights, so it holds fewer distinct colours):
-# about 1,024 per cluster, rounded up to a power of two within these bounds. More clusters
-# need more points to place well; at 94 colours 16k draws lost 0.1 dB to KMeans on every
-# pixel, 64k draws none (astronaut).
-SAMPLE_DRAWS_PER_COLOR = 1024
-MIN_SAMPLE_DRAWS, MAX_SAMPLE_DRAWS = 16384, 65536
-# k-means++ seeds are drawn from a pixel-weighted sample of this many draws. Seeding costs
-# points x seeds x trials and Lloyd moves the seeds anyway: on CQ100 at 256 colours seeding
-# on the 64k-draw sample took 0.4 s of 1.0 s per photo, and seeding on 8,192 draws gave the
-# same PSNR at 16, 64 and 256 colours (within 0.005 dB) in 35% less time at 256 colours.
-SEED_DRAWS = 8192
-# Full-histogram Lloyd steps after a sampled fit (the final remap is one more assignment).
-REFINE_STEPS = 2
-# Lloyd's iterations from the seeds: the last of scikit-learn's default 300 move the centres
-# by hundredths of a level, and the swaps and full-histogram steps that follow go on from
-# wherever it stops (measured on CQ100 at 16/64/256 colours: no loss of PSNR at 20, and 15%
-# less time at 256 colours).
-LLOYD_MAX_ITER = 20
-# Swaps tried after Lloyd, and the Lloyd iterations that settle each before it is judged.
-# With 2, the auto-K answer for ball_caps at 35 dB was 75 or 76 colours depending on the
-# random state; with 3, 75 for each of six; 4 cost the search another 15%.
-SWAP_ATTEMPTS = 3
-SWAP_LLOYD_ITER = 5
+# k-means++ seeds are drawn from a pixel-weighted sample of ``Effort.seed_draws`` draws.
+# Seeding costs points x seeds x trials and Lloyd moves the seeds anyway: on CQ100 at 256
+# colours seeding on a 64k-draw sample took 0.4 s of 1.0 s per photo, and seeding on 8,192
+# draws gave the same PSNR at 16, 64 and 256 colours (within 0.005 dB) in 35% less time.
+# Lloyd stops early once no centre moves by more than this (in feature units: 0..255 levels
+# for sRGB; scaled for the other spaces).
+SHIFT_TOLERANCE = 0.01
+# Rows per chunk of the distance products: chunk x 256 float32 distances stay near 2 MiB
+# (8,192 rows took 8 MiB of the peak memory of compressing a photo, for no gain in speed).
+_CHUNK_ROWS = 2048
 
 
 class _Shared:
@@ -69,7 +57,7 @@ class _Shared:
 
     def __init__(self, histogram: ColorHistogram):
         self.weights = histogram.counts.astype(np.float64)  # every colour's pixel count
-        self.seedings: dict[int, GreedySeeding] = {}  # by random_state
+        self.seedings: dict[tuple, GreedySeeding] = {}  # by (random state, draws)
         self.starts: dict[tuple[int | None, int], _Start] = {}  # by (draws, random_state)
 
 
@@ -84,37 +72,39 @@ def _shared(histogram: ColorHistogram) -> _Shared:
 
 
 def fit_palette(
-    histogram: ColorHistogram, n_colors: int, *, random_state: int = 0
+    histogram: ColorHistogram, n_colors: int, *, random_state: int = 0, speed: int = DEFAULT_SPEED
 ) -> PaletteFit:
     """K-Means centres of the histogram's colours, weighted by pixel count."""
-    start = _start_for(histogram, n_colors, random_state)
-    seeds = _seeding_for(histogram, random_state).first(n_colors)
-    if len(seeds) < n_colors:
-        # The seeding sample holds fewer distinct colours than wanted (one colour covering
-        # nearly every pixel): seed on the fit's own points, which hold more.
-        seeds = start.seeds.first(n_colors)
-
-    with warnings.catch_warnings():
-        # Fewer distinct points than clusters only means some centres coincide; we dedupe.
-        warnings.simplefilter("ignore")
-        model = KMeans(n_clusters=len(seeds), init=seeds, n_init=1, max_iter=LLOYD_MAX_ITER)
-        model.fit(start.points, sample_weight=start.weights)
+    effort = effort_for(speed)
+    start = _start_for(histogram, n_colors, random_state, effort)
+    tolerance = SHIFT_TOLERANCE * _scale(histogram.color_space)
+    best = None
+    for restart in range(effort.restarts):
+        seeding_state = random_state if restart == 0 else [random_state, restart]
+        seeds = _seeding_for(histogram, seeding_state, effort.seed_draws).first(n_colors)
+        if len(seeds) < n_colors:
+            # The seeding sample holds fewer distinct colours than wanted (one colour covering
+            # nearly every pixel): seed on the fit's own points, which hold more.
+            seeds = start.seeds.first(n_colors)
+        fitted = lloyd(start.points, start.weights, seeds, effort.lloyd_iterations, tolerance)
         # Seeded by the fit (not by the search's path), so a count gets the same palette
         # whether it is asked for or tried by the search.
-        rng = np.random.default_rng([random_state, n_colors])
-        centres = swap_refine(start.points, start.weights, model, rng, SWAP_ATTEMPTS)
-    centres = centres.astype(np.float64)
-
-    if start.sampled:
-        centres = lloyd_refine(histogram.features, _shared(histogram).weights, centres, REFINE_STEPS,
-                               histogram.color_space)
+        rng = np.random.default_rng([random_state, n_colors, restart])
+        swapped = swap_refine(start.points, start.weights, fitted, rng, effort.swaps,
+                              effort.swap_iterations, tolerance)
+        if best is None or swapped.inertia < best.inertia:
+            best = swapped
+    centres = best.centres
+    if start.sampled and effort.refine_steps:
+        centres = lloyd_refine(histogram.features, _shared(histogram).weights, centres,
+                               effort.refine_steps, histogram.color_space)
     return PaletteFit(palette=centres)
 
 
-def sample_draws(n_colors: int) -> int:
-    """Sample size for ``n_colors`` clusters: 1,024 draws each, as a power of two in bounds."""
-    wanted = SAMPLE_DRAWS_PER_COLOR * max(1, n_colors)
-    return min(MAX_SAMPLE_DRAWS, max(MIN_SAMPLE_DRAWS, 1 << (wanted - 1).bit_length()))
+def _scale(color_space: str) -> float:
+    from ..colorspace import lightness_range
+
+    return lightness_range(color_space) / 255.0
 
 
 class _Start:
@@ -136,23 +126,24 @@ class _Start:
         return GreedySeeding(self.points, self.weights, self.rng)
 
 
-def _seeding_for(histogram: ColorHistogram, random_state: int) -> GreedySeeding:
-    """The histogram's k-means++ seeds, shared by every count: grown on ``SEED_DRAWS``
+def _seeding_for(histogram: ColorHistogram, random_state, draws: int) -> GreedySeeding:
+    """The histogram's k-means++ seeds, shared by every count: grown on ``draws``
     pixel-weighted draws, or on every colour when there are no more than that."""
     seedings = _shared(histogram).seedings
-    if random_state not in seedings:
+    key = (str(random_state), draws)
+    if key not in seedings:
         rng = np.random.default_rng(random_state)
-        if histogram.n_distinct > SEED_DRAWS:
-            indices, weights = weighted_sample(histogram, SEED_DRAWS, rng)
+        if histogram.n_distinct > draws:
+            indices, weights = weighted_sample(histogram, draws, rng)
             points = histogram.features[indices]
         else:
             points, weights = histogram.features, _shared(histogram).weights
-        seedings[random_state] = GreedySeeding(np.ascontiguousarray(points, dtype=np.float32), weights, rng)
-    return seedings[random_state]
+        seedings[key] = GreedySeeding(np.ascontiguousarray(points, dtype=np.float32), weights, rng)
+    return seedings[key]
 
 
-def _start_for(histogram: ColorHistogram, n_colors: int, random_state: int) -> _Start:
-    draws = sample_draws(n_colors) if histogram.n_distinct > MAX_FIT_COLORS else None
+def _start_for(histogram: ColorHistogram, n_colors: int, random_state: int, effort) -> _Start:
+    draws = effort.sample_draws(n_colors) if histogram.n_distinct > MAX_FIT_COLORS else None
     starts = _shared(histogram).starts
     key = (draws, random_state)
     if key not in starts:
@@ -212,28 +203,104 @@ class GreedySeeding:
         return True
 
 
-def swap_refine(
-    points: np.ndarray, weights: np.ndarray, model: KMeans, rng: np.random.Generator, attempts: int
-) -> np.ndarray:
-    """Centres of a fitted ``model`` after up to ``attempts`` swaps that each lowered its error.
+class Fitted:
+    """Centres of a Lloyd run with the labels and the weighted error they give."""
+
+    def __init__(self, centres: np.ndarray, labels: np.ndarray, inertia: float):
+        self.centres, self.labels, self.inertia = centres, labels, inertia
+
+
+class _Assigner:
+    """Nearest centre of every point, by chunked products (``-2 x.c + |c|^2``, the ``|x|^2``
+    of each row added back only for the error), with buffers reused between iterations."""
+
+    def __init__(self, points: np.ndarray, weights: np.ndarray):
+        n_points, n_channels = points.shape
+        self.points, self.weights = points, weights
+        self.augmented = np.ones((n_points, n_channels + 1), dtype=np.float32)
+        self.augmented[:, :n_channels] = points
+        self.norms = np.einsum("nc,nc->n", points.astype(np.float64), points.astype(np.float64))
+        self.labels = np.empty(n_points, dtype=np.intp)
+        self.nearest = np.empty(n_points, dtype=np.float32)
+
+    def __call__(self, centres: np.ndarray) -> float:
+        """Label every point with its nearest centre; returns the weighted squared error."""
+        centres32 = centres.astype(np.float32)
+        terms = np.vstack([-2.0 * centres32.T, np.einsum("kc,kc->k", centres32, centres32)[None, :]])
+        rows = min(_CHUNK_ROWS, len(self.points))
+        distances = np.empty((rows, len(centres)), dtype=np.float32)
+        for start in range(0, len(self.points), _CHUNK_ROWS):
+            stop = min(start + _CHUNK_ROWS, len(self.points))
+            chunk = distances[: stop - start]
+            np.matmul(self.augmented[start:stop], terms, out=chunk)
+            np.argmin(chunk, axis=1, out=self.labels[start:stop])
+            self.nearest[start:stop] = np.take_along_axis(chunk, self.labels[start:stop, None], 1)[:, 0]
+        squared = np.maximum(self.nearest.astype(np.float64) + self.norms, 0.0)
+        return float(squared @ self.weights)
+
+
+def _means(points, weights, labels, n_clusters, previous):
+    """Weighted mean of each cluster; an empty cluster keeps its previous centre (marked)."""
+    totals = np.bincount(labels, weights=weights, minlength=n_clusters)
+    centres = np.empty_like(previous)
+    for channel in range(points.shape[1]):
+        sums = np.bincount(labels, weights=weights * points[:, channel], minlength=n_clusters)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centres[:, channel] = np.where(totals > 0, sums / totals, previous[:, channel])
+    return centres, totals
+
+
+def lloyd(points: np.ndarray, weights: np.ndarray, seeds: np.ndarray, max_iterations: int,
+          tolerance: float = 0.0) -> Fitted:
+    """Weighted Lloyd iterations from ``seeds``: at most ``max_iterations``, stopping when no
+    centre moves by more than ``tolerance``; the labels and error returned are those of the
+    centres returned.
+
+    An emptied cluster is moved to the point that adds most to the error (weight times
+    squared distance to its centre), as scikit-learn does, so no centre is wasted.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float64)
+    centres = np.asarray(seeds, dtype=np.float64).copy()
+    assign = _Assigner(points, weights)
+    inertia = assign(centres)
+    for _ in range(max_iterations):
+        updated, totals = _means(points, weights, assign.labels, len(centres), centres)
+        empty = np.flatnonzero(totals == 0)
+        if len(empty):
+            contribution = weights * (assign.nearest.astype(np.float64) + assign.norms)
+            farthest = np.argsort(-contribution, kind="stable")[: len(empty)]
+            updated[empty[: len(farthest)]] = points[farthest]
+        shift = float(np.max(np.abs(updated - centres))) if len(centres) else 0.0
+        centres = updated
+        inertia = assign(centres)
+        if shift <= tolerance:
+            break
+    return Fitted(centres, assign.labels.copy(), inertia)
+
+
+def swap_refine(points: np.ndarray, weights: np.ndarray, fitted: Fitted, rng: np.random.Generator,
+                attempts: int, settle_iterations: int = 5, tolerance: float = 0.0) -> Fitted:
+    """A Lloyd fit after up to ``attempts`` swaps that each lowered its error.
 
     A swap merges the two clusters whose merge adds the least error (Ward's cost
     ``w_i w_j / (w_i + w_j) |c_i - c_j|^2``; an empty cluster costs nothing to merge) and puts
     the freed centre at a point of the cluster with the largest squared error, drawn with
     probability proportional to weight x squared distance (k-means++ within that cluster).
-    A few Lloyd iterations settle the swap; it is kept only if the weighted error fell.
+    ``settle_iterations`` of Lloyd settle the swap; it is kept only if the weighted error fell.
     """
-    centres, labels, inertia = model.cluster_centers_, model.labels_, model.inertia_
+    centres, labels, inertia = fitted.centres, fitted.labels, fitted.inertia
     n_clusters = len(centres)
     if n_clusters < 3:
-        return centres
+        return fitted
+    points64 = points.astype(np.float64)
     for _ in range(attempts):
-        squared_error = np.einsum("nc,nc->n", points - centres[labels], points - centres[labels])
+        offsets = points64 - centres[labels]
+        squared_error = np.einsum("nc,nc->n", offsets, offsets)
         cluster_error = np.bincount(labels, weights * squared_error, n_clusters)
         cluster_weight = np.bincount(labels, weights, n_clusters)
 
-        gaps = centres.astype(np.float64)
-        gaps = np.einsum("ijc,ijc->ij", gaps[:, None] - gaps[None], gaps[:, None] - gaps[None])
+        gaps = np.einsum("ijc,ijc->ij", centres[:, None] - centres[None], centres[:, None] - centres[None])
         pair_weight = cluster_weight[:, None] + cluster_weight[None, :]
         with np.errstate(invalid="ignore", divide="ignore"):
             merge_cost = np.where(pair_weight > 0,
@@ -246,18 +313,17 @@ def swap_refine(
         potential = np.cumsum(weights[members] * squared_error[members])
         if len(members) == 0 or potential[-1] <= 0:
             break  # no error left to split off: every cluster is a single colour
-        new_centre = points[members[min(np.searchsorted(potential, rng.random() * potential[-1]),
-                                        len(members) - 1)]]
+        new_centre = points64[members[min(np.searchsorted(potential, rng.random() * potential[-1]),
+                                          len(members) - 1)]]
         trial = centres.copy()
         if pair_weight[kept, freed] > 0:
             trial[kept] = (cluster_weight[kept] * centres[kept] + cluster_weight[freed] * centres[freed]
                            ) / pair_weight[kept, freed]
         trial[freed] = new_centre
-        settled = KMeans(n_clusters=n_clusters, init=trial, n_init=1, max_iter=SWAP_LLOYD_ITER)
-        settled.fit(points, sample_weight=weights)
-        if settled.inertia_ < inertia:
-            centres, labels, inertia = settled.cluster_centers_, settled.labels_, settled.inertia_
-    return centres
+        settled = lloyd(points, weights, trial, settle_iterations, tolerance)
+        if settled.inertia < inertia:
+            centres, labels, inertia = settled.centres, settled.labels, settled.inertia
+    return Fitted(centres, labels, inertia)
 
 
 def lloyd_refine(

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidParameterError
+from ..effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..settings import COLOR_SPACES, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS
 
 __all__ = ["FormError", "Upload", "read_upload", "form_schema"]
@@ -31,6 +32,9 @@ def _fields() -> dict:
         "colors": ("integer", "colours (default 16), or the upper bound with a target (default 256)",
                    {"minimum": MIN_COLORS, "maximum": MAX_COLORS}),
         "seed": ("integer", "random seed (default 0)", {"minimum": 0, "maximum": MAX_SEED}),
+        "speed": ("integer", "1 (slowest, best) to 11 (fastest), default 4",
+                  {"minimum": MIN_SPEED, "maximum": MAX_SPEED}),
+        "metrics": ("string", "figures beyond MSE and PSNR, comma-separated (default ssim)", {}),
         "color_space": ("string", "space to cluster in", {"enum": list(COLOR_SPACES), "default": "rgb"}),
         "dither": ("number", "error diffusion 0-1 (default 0)", {"minimum": 0, "maximum": 1}),
         "format": ("string", "output format", {"enum": list(FORMATS), "default": "png"}),
@@ -102,8 +106,10 @@ def _settings(fields: dict, method: str, max_pixels: int, *, strict: bool):
     targets = {f"target_{name}": fields.get(f"target_{name}") for name in METRICS
                if METRICS[name].target_bounds is not None}
     try:
+        metrics = [name.strip() for name in fields.get("metrics", "ssim").split(",") if name.strip()]
         return Settings.from_keywords(
             n_colors=fields.get("colors"), method=method, random_state=fields.get("seed", 0),
+            speed=fields.get("speed", DEFAULT_SPEED), metrics=tuple(metrics),
             color_space=fields.get("color_space", "rgb"), dither=fields.get("dither", 0.0),
             min_colors=fields.get("min_colors", MIN_COLORS), quality=fields.get("quality"),
             max_pixels=max_pixels, format=fields.get("format", "png"), **targets, **options)
