@@ -1,120 +1,174 @@
-"""Perceptual figures (issue 8): colour spaces and dithering at 16 colours.
+"""What people see (issue 15): SSIMULACRA2, PSNR, CIEDE2000 and bytes of every variant.
 
-    python benchmarks/perceptual.py            # CQ100, writes results/perceptual.{json,md}
-    python benchmarks/perceptual.py --smoke    # 2 small crops; what CI runs
+    python benchmarks/perceptual.py            # CQ100 at 16, 64, 256 colours
+    python benchmarks/perceptual.py --smoke    # 2 crops, 16 colours; what CI runs
 
-Per image, kmeans at 16 colours: clustering in rgb, lab and oklab (mean CIEDE2000, PSNR,
-seconds), and rgb with and without Floyd-Steinberg dithering (PSNR, blurred PSNR: Gaussian
-sigma 1 px on both images, seconds). Then one photo of at least 24 MP (a CQ100 image upscaled
-by Lanczos) at 256 colours: quantization seconds against dithering seconds.
+For each colour count, over the same photos: colorquant's default (no options: the mixed
+space), --color-space rgb, --color-space oklab, and each of those with --dither; against
+`pngquant --nofs N` and pngquant's default (dithered) on the same photos in the same run.
+Figures per variant: mean SSIMULACRA2 (100 = identical), mean PSNR, mean CIEDE2000, total
+bytes, and the differences to both pngquant runs. Then a figure of zoomed crops of the
+smoothest gradient of one photo at 16 colours (original, pngquant --nofs, colorquant
+default, pngquant default, colorquant --dither), where banding and dithering show. Writes
+results/perceptual.{json,md} and results/perceptual-crops.png.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (benchmark_parser, Timer, find_images, load_rgb, machine,  # noqa: E402
-                     markdown_table, write_results)
+                     markdown_table, psnr, write_results)
 
 import colorquant as cq  # noqa: E402
-from colorquant.metrics import blurred_psnr, mean_ciede2000  # noqa: E402
+from colorquant.metrics import mean_ciede2000, ssimulacra2  # noqa: E402
+
+VARIANTS = {  # name -> quantize keywords
+    "colorquant default": {},
+    "--color-space rgb": {"color_space": "rgb"},
+    "--color-space oklab": {"color_space": "oklab"},
+    "--dither": {"dither": 1.0},
+    "--color-space rgb --dither": {"color_space": "rgb", "dither": 1.0},
+    "--color-space oklab --dither": {"color_space": "oklab", "dither": 1.0},
+}
 
 
-def upscaled(pixels: np.ndarray, megapixels: float) -> np.ndarray:
+def pngquant_run(pngquant: str, path: Path, n_colors: int, dither: bool, output: Path) -> np.ndarray:
     from PIL import Image
 
-    height, width = pixels.shape[:2]
-    scale = (megapixels * 1e6 / (height * width)) ** 0.5
-    size = (int(np.ceil(width * scale)), int(np.ceil(height * scale)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+    command = [pngquant, "--force", "--output", str(output), str(n_colors), str(path)]
+    if not dither:
+        command.insert(1, "--nofs")
+    subprocess.run(command, check=True)
+    return np.asarray(Image.open(output).convert("RGB"))
+
+
+def figures(rows: list, reference: np.ndarray, output: np.ndarray, n_bytes: int, seconds: float | None) -> None:
+    rows.append({"ssimulacra2": ssimulacra2(reference, output), "psnr": psnr(reference, output),
+                 "ciede2000": mean_ciede2000(reference, output), "bytes": n_bytes, "seconds": seconds})
 
 
 def main(argv=None) -> int:
-    parser = benchmark_parser(__doc__)
+    parser = benchmark_parser(__doc__, smoke_help="two crops at 16 colours")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--colors", type=int, default=16)
-    parser.add_argument("--big-megapixels", type=float, default=24.0)
+    parser.add_argument("--colors", default="16,64,256")
     args = parser.parse_args(argv)
+    counts = [int(c) for c in args.colors.split(",")]
     paths = find_images(args.images, 2 if args.smoke else args.limit)
-    images = [load_rgb(p) for p in paths]
+    pngquant = shutil.which("pngquant")
+    if pngquant is None:
+        print("pngquant is missing: apt-get install pngquant (its figures are left out)", file=sys.stderr)
     if args.smoke:
-        images = [image[:96, :128] for image in images]
-        args.big_megapixels = 0.05
+        counts = [16]
+    from PIL import Image
 
-    cq.quantize(images[0], n_colors=4, dither=1.0)  # warm-up: imports, numba compile
-    rows = []
-    for path, pixels in zip(paths, images):
-        row = {"image": path.stem}
-        for space in ("rgb", "lab", "oklab"):
-            result = cq.quantize(pixels, n_colors=args.colors, color_space=space)
-            output = result.to_array()
-            row[f"{space}_ciede2000"] = mean_ciede2000(pixels, output)
-            row[f"{space}_psnr"] = result.metrics.psnr
-            row[f"{space}_s"] = result.seconds
-            if space == "rgb":
-                row["plain_blurred_psnr"] = blurred_psnr(pixels, output)
-        dithered = cq.quantize(pixels, n_colors=args.colors, dither=1.0)
-        row["dither_psnr"] = dithered.metrics.psnr
-        row["dither_blurred_psnr"] = blurred_psnr(pixels, dithered.to_array())
-        row["dither_ciede2000"] = mean_ciede2000(pixels, dithered.to_array())
-        row["dither_s"] = dithered.seconds
-        rows.append(row)
-        print(f"{path.stem}: dE00 rgb {row['rgb_ciede2000']:.2f} lab {row['lab_ciede2000']:.2f} "
-              f"oklab {row['oklab_ciede2000']:.2f}; blurred PSNR {row['plain_blurred_psnr']:.2f} -> "
-              f"{row['dither_blurred_psnr']:.2f}", file=sys.stderr)
+    scratch = Path(tempfile.mkdtemp(prefix="colorquant-perceptual-"))
+    inputs = []
+    for index, path in enumerate(paths):
+        pixels = load_rgb(path)
+        if args.smoke:
+            pixels = np.ascontiguousarray(pixels[:128, :192])
+        saved = scratch / f"in{index}.png"
+        Image.fromarray(pixels).save(saved)
+        inputs.append((saved, pixels))
+    cq.quantize(inputs[0][1][:32, :32], n_colors=4, dither=1.0)  # warm-up: imports, numba compile
 
-    def mean(key):
-        return float(np.mean([r[key] for r in rows]))
+    summary_rows = []
+    for n_colors in counts:
+        per_variant: dict[str, list] = {name: [] for name in VARIANTS}
+        if pngquant:
+            per_variant["pngquant --nofs"], per_variant["pngquant (dithered)"] = [], []
+        for index, (path, pixels) in enumerate(inputs):
+            for name, options in VARIANTS.items():
+                with Timer() as timer:
+                    result = cq.quantize(pixels, n_colors=n_colors, **options)
+                    data = result.encode()
+                figures(per_variant[name], pixels, result.to_array(), len(data), timer.seconds)
+            if pngquant:
+                for name, dither in (("pngquant --nofs", False), ("pngquant (dithered)", True)):
+                    output = scratch / f"pq{index}-{n_colors}-{dither}.png"
+                    decoded = pngquant_run(pngquant, path, n_colors, dither, output)
+                    figures(per_variant[name], pixels, decoded, output.stat().st_size, None)
+        means = {name: {key: float(np.mean([r[key] for r in rows])) for key in ("ssimulacra2", "psnr", "ciede2000")}
+                 | {"bytes": int(sum(r["bytes"] for r in rows)),
+                    "seconds": float(np.mean([r["seconds"] for r in rows])) if rows[0]["seconds"] is not None else None}
+                 for name, rows in per_variant.items()}
+        for name, figure in means.items():
+            row = {"variant": name, "colors": n_colors, **figure}
+            dithered = "dither" in name
+            for label, reference in (("nofs", "pngquant --nofs"), ("dithered", "pngquant (dithered)")):
+                if reference in means:
+                    row[f"ssimulacra2_vs_{label}"] = figure["ssimulacra2"] - means[reference]["ssimulacra2"]
+                    row[f"psnr_vs_{label}"] = figure["psnr"] - means[reference]["psnr"]
+                    row[f"bytes_vs_{label}"] = figure["bytes"] / means[reference]["bytes"]
+            row["compared_with"] = "dithered" if dithered else "nofs"
+            summary_rows.append(row)
+            print(row, file=sys.stderr, flush=True)
 
-    big = upscaled(images[0], args.big_megapixels)
-    from colorquant.dither import floyd_steinberg
-
-    with Timer() as quantize_timer:
-        big_result = cq.quantize(big, n_colors=256)
-    with Timer() as dither_timer:
-        floyd_steinberg(big, big_result.palette, 1.0)
-
-    summary = {"machine": machine(), "images": len(rows), "colors": args.colors}
-    for key in ("rgb_ciede2000", "lab_ciede2000", "oklab_ciede2000", "rgb_psnr", "lab_psnr", "oklab_psnr",
-                "rgb_s", "lab_s", "oklab_s", "plain_blurred_psnr", "dither_psnr", "dither_blurred_psnr",
-                "dither_ciede2000", "dither_s"):
-        summary[key] = mean(key)
-    summary["lab_ciede2000_change"] = summary["lab_ciede2000"] / summary["rgb_ciede2000"] - 1
-    summary["oklab_ciede2000_change"] = summary["oklab_ciede2000"] / summary["rgb_ciede2000"] - 1
-    summary["dither_blurred_psnr_gain"] = summary["dither_blurred_psnr"] - summary["plain_blurred_psnr"]
-    summary["big_image"] = f"{paths[0].stem} upscaled to {big.shape[1]}x{big.shape[0]}"
-    summary["big_quantize_256_s"] = quantize_timer.seconds
-    summary["big_dither_256_s"] = dither_timer.seconds
-
-    table = markdown_table(
-        ["variant (kmeans, 16 colours)", "mean CIEDE2000", "PSNR dB", "blurred PSNR dB", "seconds"],
-        [["rgb", summary["rgb_ciede2000"], summary["rgb_psnr"], summary["plain_blurred_psnr"], summary["rgb_s"]],
-         ["lab", summary["lab_ciede2000"], summary["lab_psnr"], "", summary["lab_s"]],
-         ["oklab", summary["oklab_ciede2000"], summary["oklab_psnr"], "", summary["oklab_s"]],
-         ["rgb + dither", summary["dither_ciede2000"], summary["dither_psnr"], summary["dither_blurred_psnr"],
-          summary["dither_s"]]])
+    table = []
+    for r in summary_rows:
+        against = r["compared_with"]
+        table.append([r["variant"], r["colors"], f"{r['ssimulacra2']:.2f}", f"{r['psnr']:.2f}", f"{r['ciede2000']:.2f}",
+                      f"{r['bytes'] / 1024:.0f} KiB",
+                      "" if r["seconds"] is None else f"{r['seconds']:.3f}",
+                      f"{r[f'ssimulacra2_vs_{against}']:+.2f}" if f"ssimulacra2_vs_{against}" in r else "",
+                      f"{r[f'psnr_vs_{against}']:+.2f} dB" if f"psnr_vs_{against}" in r else "",
+                      f"{r[f'bytes_vs_{against}']:.3f}" if f"bytes_vs_{against}" in r else "",
+                      "pngquant --nofs" if against == "nofs" else "pngquant (dithered)"])
     markdown = "\n".join([
-        f"Perceptual benchmark: {len(rows)} images from {args.images.name}"
-        f"{' (smoke: 96x128 crops)' if args.smoke else ''}; {machine()}; means per image; seconds in-process.",
+        f"Perceptual benchmark: {len(inputs)} images from {args.images.name}{' (smoke crops)' if args.smoke else ''}; "
+        f"{machine()}; kmeans at the default speed; means per image, total bytes, in-process seconds "
+        "(quantize and encode). Plain variants are compared with pngquant --nofs, dithered ones with "
+        "pngquant's default (dithered).",
         "",
-        table,
-        "",
-        f"CIEDE2000 against rgb: lab {100 * summary['lab_ciede2000_change']:+.1f}%, "
-        f"oklab {100 * summary['oklab_ciede2000_change']:+.1f}%; PSNR cost: lab "
-        f"{summary['lab_psnr'] - summary['rgb_psnr']:+.2f} dB, oklab {summary['oklab_psnr'] - summary['rgb_psnr']:+.2f} dB.",
-        f"Dithering: blurred PSNR {summary['dither_blurred_psnr_gain']:+.2f} dB, plain PSNR "
-        f"{summary['dither_psnr'] - summary['rgb_psnr']:+.2f} dB.",
-        f"{summary['big_image']} at 256 colours: quantization {summary['big_quantize_256_s']:.2f} s, "
-        f"dithering {summary['big_dither_256_s']:.2f} s.",
+        markdown_table(["variant", "colours", "SSIMULACRA2", "PSNR dB", "CIEDE2000", "bytes", "seconds",
+                        "SSIMULACRA2 vs", "PSNR vs", "bytes vs", "compared with"], table),
     ])
-    write_results("perceptual-smoke" if args.smoke else "perceptual", {"summary": summary, "rows": rows},
+    stem = "perceptual-smoke" if args.smoke else "perceptual"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if pngquant:
+        crop_figure(inputs[0], min(counts), pngquant, scratch, args.out / f"{stem}-crops.png")
+    write_results(stem, {"summary": {"machine": machine(), "images": len(inputs), "rows": summary_rows}},
                   markdown, args.out)
     print(markdown)
+    shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def crop_figure(photo, n_colors: int, pngquant: str, scratch: Path, target: Path) -> None:
+    """Original, pngquant --nofs, colorquant default, pngquant dithered, colorquant --dither:
+    enlarged crops of the photo's smoothest gradient, each titled with its SSIMULACRA2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from colorquant.plots import smooth_gradient_crop
+
+    path, pixels = photo
+    crop = smooth_gradient_crop(pixels, size=96)
+    panels = [("original", pixels)]
+    panels.append(("pngquant --nofs", pngquant_run(pngquant, path, n_colors, False, scratch / "crop-nofs.png")))
+    panels.append(("colorquant", cq.quantize(pixels, n_colors=n_colors).to_array()))
+    panels.append(("pngquant (dithered)", pngquant_run(pngquant, path, n_colors, True, scratch / "crop-fs.png")))
+    panels.append(("colorquant --dither", cq.quantize(pixels, n_colors=n_colors, dither=1.0).to_array()))
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (title, image) in zip(axes, panels):
+        ax.imshow(image[crop], interpolation="nearest")
+        score = "" if title == "original" else f"\nSSIMULACRA2 {ssimulacra2(pixels, image):.1f} (whole photo)"
+        ax.set_title(title + score, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.suptitle(f"{n_colors} colours: the smoothest gradient of {path.stem}, enlarged", fontsize=10)
+    figure.savefig(target, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
 
 
 if __name__ == "__main__":

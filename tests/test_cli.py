@@ -14,7 +14,8 @@ from PIL import Image
 
 from .conftest import assert_one_line_error, encoded, files_in, flat_logo, save_image
 
-JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "ciede2000", "blurred_psnr", "bytes_in",
+JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "ssimulacra2", "ciede2000", "blurred_psnr",
+             "bytes_in",
              "bytes_out", "bpp", "seconds", "status", "error"}
 
 
@@ -257,4 +258,4 @@ def test_every_speed_gives_a_palette_png_and_its_own_bytes(run_cli, photo_png, t
 
 def test_metrics_option_names_its_choices(run_cli, photo_png):
     assert_one_line_error(run_cli("compress", photo_png, "--metrics", "sharpness"), 2,
-                          "--metrics takes mse, psnr, ssim, ciede2000, blurred_psnr or all")
+                          "--metrics takes mse, psnr, ssim, ssimulacra2, ciede2000, blurred_psnr or all")

@@ -35,7 +35,7 @@ def test_dither_zero_is_the_plain_remap(coffee):
 
 
 def test_dither_with_level_zero_matches_nearest_entry(coffee):
-    plain = cq.quantize(coffee, n_colors=8)
+    plain = cq.quantize(coffee, n_colors=8, color_space="rgb")
     labels = floyd_steinberg(coffee, plain.palette, 0.0)
     # the same distance to the chosen entry (an exact tie may pick the other entry)
     palette = plain.palette.astype(np.int64)
@@ -82,7 +82,7 @@ def test_dither_is_deterministic_and_keeps_transparency(astronaut):
 @pytest.mark.parametrize("options, fragment", [
     ({"dither": -0.1}, "dither must be a number in [0, 1]"),
     ({"dither": 1.5}, "got 1.5"),
-    ({"color_space": "hsv"}, "color_space must be one of rgb, lab, oklab; got 'hsv'"),
+    ({"color_space": "hsv"}, "color_space must be one of mixed, rgb, oklab; got 'hsv'"),
 ])
 def test_bad_perceptual_options(coffee, options, fragment):
     with pytest.raises(cq.InvalidParameterError) as caught:
@@ -117,3 +117,43 @@ def test_cli_target_with_dither_is_met_on_disk(run_cli, photo_png, tmp_path):
     written = np.asarray(Image.open(record["output"]).convert("RGB")).astype(float)
     original = np.asarray(Image.open(photo_png).convert("RGB")).astype(float)
     assert 10 * np.log10(255**2 / np.mean((written - original) ** 2)) >= 28
+
+
+def test_the_dither_map_keeps_dithering_for_flat_areas():
+    from colorquant.dither import MAP_STRENGTH, dither_map
+
+    # left half: a smooth ramp the plain remap turns into two wide bands (flat: dithered);
+    # right half: noise, whose plain remap changes entry from pixel to pixel (no dithering)
+    rng = np.random.default_rng(0)
+    pixels = np.zeros((32, 64, 3), np.uint8)
+    pixels[:, :32] = np.linspace(60, 70, 32).astype(np.uint8)[None, :, None]
+    pixels[:, 32:] = rng.integers(0, 256, size=(32, 32, 3))
+    plain = np.zeros((32, 64), np.uint8)
+    plain[:, 16:32] = 1
+    plain[:, 32:] = rng.integers(0, 8, size=(32, 32))
+    levels = dither_map(pixels, plain)
+    assert levels[4:-4, 2:14].min() > 230  # long runs, alike above and below, flat
+    assert levels[4:-4, 36:60].mean() < 255 * (1 - MAP_STRENGTH) + 60  # runs of one pixel
+
+
+def test_selective_dithering_costs_fewer_bytes_than_dithering_everywhere(coffee, monkeypatch):
+    from colorquant import dither
+
+    selective = cq.quantize(coffee, n_colors=16, dither=1.0)
+    monkeypatch.setattr(dither, "MAP_MAX_PIXELS", 0)  # every pixel takes all of its error
+    everywhere = cq.quantize(coffee, n_colors=16, dither=1.0)
+    assert len(selective.encode()) < len(everywhere.encode())
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab", "mixed"])
+def test_dithering_happens_in_the_space_of_the_fit(coffee, space):
+    """Where level 0 means the plain remap of that space: the nearest entry by its distance."""
+    from colorquant.colorspace import to_features
+
+    result = cq.quantize(coffee, n_colors=12, color_space=space)
+    labels = floyd_steinberg(coffee, result.palette, 0.0, color_space=space)
+    features = to_features(coffee.reshape(-1, 3), space)
+    entries = to_features(result.palette, space)
+    distances = ((features[:, None, :] - entries[None]) ** 2).sum(-1)
+    chosen = distances[np.arange(len(features)), labels.reshape(-1)]
+    assert np.allclose(chosen, distances.min(axis=1), atol=1e-6 if space == "rgb" else 1e-4)

@@ -4,6 +4,7 @@ of threads, the histogram MSE, and the registry every record is built from."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from colorquant.histogram import color_histogram
 from colorquant.metrics import histogram_mse, mse
@@ -53,3 +54,42 @@ def test_mse_is_exact_in_bands(coffee, monkeypatch):
     expected = np.mean((coffee.astype(np.float64) - other) ** 2)
     monkeypatch.setattr(metrics, "_MSE_CHUNK", 5000)
     assert metrics.mse(coffee, other) == expected
+
+
+def test_ssimulacra2_is_100_for_identical_images_and_falls_with_fewer_colours(coffee):
+    import colorquant as cq
+    from colorquant.metrics import ssimulacra2
+
+    small = coffee[::2, ::2].copy()
+    assert ssimulacra2(small, small) == 100.0
+    scores = [cq.quantize(small, n_colors=k, metrics=["ssimulacra2"]).metrics.ssimulacra2 for k in (4, 16, 64)]
+    assert scores[0] < scores[1] < scores[2] < 100
+    assert ssimulacra2(small[:7], small[:7]) is None  # under 8 pixels on a side
+
+
+def test_ssimulacra2_is_the_packages_score_and_judges_alpha_over_two_backgrounds(coffee):
+    import io
+
+    from PIL import Image
+    from ssimulacra2 import compute_ssimulacra2
+
+    from colorquant.metrics import ssimulacra2
+
+    reference = coffee[:64, :96].copy()
+    distorted = (reference // 16 * 16).astype(np.uint8)
+
+    def png(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        buffer.seek(0)
+        return buffer
+
+    assert ssimulacra2(reference, distorted) == pytest.approx(compute_ssimulacra2(png(reference), png(distorted)))
+    # a difference only in transparent pixels' colour cannot be seen; in alpha it can
+    opaque = np.dstack([reference, np.full(reference.shape[:2], 255, np.uint8)])
+    hidden = opaque.copy()
+    hidden[:, :48, 3] = 0
+    recoloured = hidden.copy()
+    recoloured[:, :48, :3] = 0
+    assert ssimulacra2(hidden, recoloured) == 100.0
+    assert ssimulacra2(opaque, hidden) < 90

@@ -49,10 +49,13 @@ def test_big_images_are_fitted_on_a_sample_and_labelled_exactly(coffee, monkeypa
 
     monkeypatch.setattr(pipeline, "SAMPLED_ABOVE_PIXELS", 100_000)  # coffee has 240,000
     monkeypatch.setattr(pipeline, "SAMPLE_PIXELS", 30_000)
-    result = cq.quantize(coffee, n_colors=24)
+    result = cq.quantize(coffee, n_colors=24, color_space="rgb")  # nearest by sRGB distance
     pixels = coffee.reshape(-1, 3).astype(np.int64)
     distances = ((pixels[::7, None, :] - result.palette[None].astype(np.int64)) ** 2).sum(-1)
     assert np.array_equal(result.labels.reshape(-1)[::7], distances.argmin(axis=1))
     exact = cq.quantize(coffee, n_colors=24, quality=(0, 100))  # a target needs the exact path
     assert exact.n_colors == 24 and not exact.target_met
-    assert abs(result.metrics.psnr - cq.quantize(coffee, n_colors=24).metrics.psnr) < 1e-9  # deterministic
+    again = cq.quantize(coffee, n_colors=24, color_space="rgb")
+    assert abs(result.metrics.psnr - again.metrics.psnr) < 1e-9  # deterministic
+    mixed = cq.quantize(coffee, n_colors=24)  # the default space, through the same table
+    assert mixed.settings.color_space == "mixed" and mixed.metrics.psnr > result.metrics.psnr - 1.0

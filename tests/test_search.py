@@ -35,11 +35,11 @@ def exhaustive_answer(pixels, method, metric, value, low, high):
     """The first count from ``low`` upward that meets the target (the naive loop's answer)."""
     prepared = prepare(pixels)
     target = QualityTarget(metric, value)
-    settings = Settings(method=method)
+    settings = Settings(method=method, color_space="rgb")  # a PSNR or MSE target fits in rgb
     for n_colors in range(low, high + 1):
         quantization = fit(prepared, n_colors, settings)
         if metric == "psnr":
-            measured = cq.quantize(pixels, n_colors=n_colors, method=method).metrics.psnr
+            measured = cq.quantize(pixels, n_colors=n_colors, method=method, color_space="rgb").metrics.psnr
             assert math.isclose(measured, 10 * math.log10(255**2 / quantization.mse)), "histogram MSE is exact"
         else:
             measured = quantization.mse
@@ -89,7 +89,8 @@ def test_search_stops_at_distinct_colours():
 def test_search_unreachable_target_raises_with_best_value(small_coffee):
     with pytest.raises(cq.QualityTooLowError) as caught:
         cq.quantize(small_coffee, target_psnr=60, n_colors=8)
-    assert caught.value.best_value == pytest.approx(cq.quantize(small_coffee, n_colors=8).metrics.psnr)
+    fixed = cq.quantize(small_coffee, n_colors=8, color_space="rgb")  # a PSNR target fits in rgb
+    assert caught.value.best_value == pytest.approx(fixed.metrics.psnr)
     assert "not reached with up to 8 colours" in str(caught.value)
 
 
@@ -177,7 +178,7 @@ def test_quality_range_is_one_search_with_its_trace(small_coffee):
     result = cq.quantize(small_coffee, quality=(0, 100), n_colors=8)
     assert result.n_colors == 8 and not result.target_met
     assert result.search[-1].n_colors == 8 and not result.search[-1].meets_target
-    assert np.array_equal(result.palette, cq.quantize(small_coffee, n_colors=8).palette)
+    assert np.array_equal(result.palette, cq.quantize(small_coffee, n_colors=8, color_space="rgb").palette)
     assert cq.quantize(small_coffee, quality="30-60", n_colors=64).target_met
     with pytest.raises(cq.QualityTooLowError, match="PSNR >= 42.5 dB not reached"):
         cq.quantize(small_coffee, quality=(90, 100), n_colors=8)
@@ -191,3 +192,32 @@ def test_search_fits_each_count_once(small_coffee, monkeypatch):
     monkeypatch.setattr(search, "fit", lambda prepared, n, settings: fitted.append(n) or real_fit(prepared, n, settings))
     result = cq.quantize(small_coffee, quality=(0, 100), n_colors=8)
     assert sorted(fitted) == sorted(set(fitted)) == sorted(step.n_colors for step in result.search)
+
+
+def test_ssimulacra2_target_in_python_cli_and_web(small_coffee, run_cli, tmp_path):
+    from colorquant.metrics import ssimulacra2
+
+    result = cq.quantize(small_coffee, target_ssimulacra2=60)
+    assert result.metrics.ssimulacra2 >= 60 and result.color_space == "mixed"
+    below = cq.quantize(small_coffee, n_colors=result.n_colors - 1, metrics=["ssimulacra2"])
+    assert below.metrics.ssimulacra2 < 60
+
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(small_coffee).save(photo)
+    written = run_cli("compress", photo, "--target-ssimulacra2", "60", "-o", tmp_path / "out", "--json")
+    assert written.status == 0, written
+    record = json.loads(written.out)
+    assert record["colors"] == result.n_colors and record["ssimulacra2"] >= 60
+    output = np.asarray(Image.open(record["output"]).convert("RGB"))
+    assert ssimulacra2(small_coffee, output) == pytest.approx(record["ssimulacra2"], abs=1e-3)
+    missed = run_cli("compress", photo, "--target-ssimulacra2", "99", "-k", "8", "-o", tmp_path / "x")
+    assert_one_line_error(missed, 99, "SSIMULACRA2 >= 99 not reached with up to 8 colours", str(photo))
+
+    from fastapi.testclient import TestClient
+
+    from colorquant.web import create_app
+
+    with TestClient(create_app()) as client:
+        response = client.post("/api/compress/json", files={"file": ("c.png", photo.read_bytes())},
+                               data={"target_ssimulacra2": "60"})
+    assert response.status_code == 200 and response.json()["colors"] == result.n_colors

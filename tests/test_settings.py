@@ -46,7 +46,7 @@ def test_changes_are_checked_again():
     ({"method": "gmm", "method_options": (("covariance_type", "round"),)}, "covariance_type must be one of"),
     ({"method_options": (("covariance_type", "full"),)}, "unexpected options for method 'kmeans'"),
     ({"random_state": -1}, "random_state must be an int in [0, 4294967295]"),
-    ({"color_space": "hsv"}, "color_space must be one of rgb, lab, oklab; got 'hsv'"),
+    ({"color_space": "hsv"}, "color_space must be one of mixed, rgb, oklab; got 'hsv'"),
     ({"dither": 1.5}, "dither must be a number in [0, 1]; got 1.5"),
     ({"dither": True}, "dither must be a number"),
     ({"format": "bmp"}, "format must be one of png, gif, webp, jpeg; got 'bmp'"),

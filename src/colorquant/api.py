@@ -31,7 +31,7 @@ def quantize(
     target_ssim: float | None = None,
     quality=None,
     min_colors: int = MIN_COLORS,
-    color_space: str = "rgb",
+    color_space: str | None = None,
     dither: float = 0.0,
     metrics=(),
     **options,
@@ -61,8 +61,10 @@ def quantize(
         The fewest colours reaching PSNR 20 + max/4 dB; if ``n_colors`` colours miss it but
         reach 20 + min/4 dB, those (``result.target_met`` is False); else QualityTooLowError.
     min_colors : int in [2, 256], lower bound of that search
-    color_space : "rgb", "lab" or "oklab"
+    color_space : "mixed" (default), "rgb" or "oklab"
         Where clustering and remapping happen; the palette is stored in sRGB either way.
+        "mixed" weighs sRGB and Oklab distances (what people see, at the PSNR of a plain
+        fit); "rgb" is the PSNR-optimal fit, and the default for a PSNR or MSE target.
     dither : float in [0, 1]
         Strength of Floyd-Steinberg error diffusion onto the palette; 0 (default) is none.
     metrics : names of figures ``result.metrics`` computes beyond MSE and PSNR (``"ssim"``,
@@ -88,7 +90,7 @@ def quantize(
 
 _DEFAULTS = dict(n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, max_pixels=DEFAULT_MAX_PIXELS,
                  target_psnr=None, target_mse=None, target_ssim=None, quality=None,
-                 min_colors=MIN_COLORS, color_space="rgb", dither=0.0, metrics=())
+                 min_colors=MIN_COLORS, color_space=None, dither=0.0, metrics=())
 
 
 def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
@@ -103,7 +105,10 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
         if settings.target is None:
             quantization = fit(prepared, n_colors, settings)
         else:
-            found = search_n_colors(prepared, loaded.pixels, settings)
+            try:
+                found = search_n_colors(prepared, loaded.pixels, settings)
+            except QualityTooLowError as error:  # say which image, for runs of many
+                raise QualityTooLowError(f"{loaded.source}: {error.message}", best_value=error.best_value) from None
             n_colors, quantization = found.n_colors, found.quantization
             trace, target_met = found.trace, found.target_met
         labels = label_image(prepared, quantization, settings.dither)

@@ -23,9 +23,10 @@ class Effort:
         power of two within [min_draws, max_draws] (repeats fold into weights)
     seed_draws : pixels drawn for the k-means++ seeding sample (seeding costs points x seeds)
     restarts : independent seedings, the fit with the least error kept
-    try_byte_depth : with 16 colours or fewer, also compress the PNG at 8 bits per pixel and
-        keep the smaller: on CQ100 at 16 colours 8 bits were 1.6% smaller than 4 in total,
-        the better of the two 1.9%, for a second deflate pass
+    bit_depths : with 16 colours or fewer, "packed" writes the PNG at the smallest bit depth,
+        "byte" at 8 bits, "both" compresses both and keeps the smaller. Photos' labels often
+        compress better unpacked: on CQ100 at 16 colours 8 bits were 1.6% smaller in total
+        than 4, the better of the two 1.8%, for twice the deflate time
     lloyd_iterations : at most this many Lloyd iterations from the seeds
     swaps : swap attempts after Lloyd (see methods/kmeans.py), each settled by
         ``swap_iterations`` Lloyd iterations and kept only if the error fell
@@ -44,7 +45,7 @@ class Effort:
     deflate_level: int
     seed_draws: int = 8192
     restarts: int = 1
-    try_byte_depth: bool = True
+    bit_depths: str = "byte"
     big_image_deflate_level: int = 6
     big_image_pixels: int = 4_000_000
 
@@ -62,17 +63,17 @@ class Effort:
 # deflate level; then seeding draws and restarts. Level 4 is the default; see README for
 # what each level measured on CQ100.
 EFFORTS = {
-    1: Effort(1024, 16384, 65536, 50, 6, 5, 3, 12, restarts=4, big_image_deflate_level=9),
-    2: Effort(1024, 16384, 65536, 40, 4, 5, 2, 12, restarts=2, big_image_deflate_level=9),
-    3: Effort(512, 16384, 32768, 30, 3, 5, 2, 11),
+    1: Effort(1024, 16384, 65536, 50, 6, 5, 3, 12, restarts=4, big_image_deflate_level=9, bit_depths="both"),
+    2: Effort(1024, 16384, 65536, 40, 4, 5, 2, 12, restarts=2, big_image_deflate_level=9, bit_depths="both"),
+    3: Effort(512, 16384, 32768, 30, 3, 5, 2, 11, bit_depths="both"),
     4: Effort(256, 8192, 16384, 20, 2, 4, 1, 10),
     5: Effort(256, 8192, 16384, 15, 1, 4, 1, 10, seed_draws=4096),
     6: Effort(128, 8192, 16384, 12, 1, 3, 1, 9, seed_draws=4096),
-    7: Effort(128, 4096, 8192, 10, 0, 0, 1, 9, seed_draws=4096, try_byte_depth=False),
-    8: Effort(64, 4096, 8192, 8, 0, 0, 0, 8, seed_draws=2048, try_byte_depth=False),
-    9: Effort(64, 4096, 8192, 6, 0, 0, 0, 6, seed_draws=2048, try_byte_depth=False),
-    10: Effort(32, 2048, 4096, 4, 0, 0, 0, 4, seed_draws=2048, try_byte_depth=False),
-    11: Effort(32, 2048, 4096, 3, 0, 0, 0, 1, seed_draws=2048, try_byte_depth=False),
+    7: Effort(128, 4096, 8192, 10, 0, 0, 1, 9, seed_draws=4096, bit_depths="packed"),
+    8: Effort(64, 4096, 8192, 8, 0, 0, 0, 8, seed_draws=2048, bit_depths="packed"),
+    9: Effort(64, 4096, 8192, 6, 0, 0, 0, 6, seed_draws=2048, bit_depths="packed"),
+    10: Effort(32, 2048, 4096, 4, 0, 0, 0, 4, seed_draws=2048, bit_depths="packed"),
+    11: Effort(32, 2048, 4096, 3, 0, 0, 0, 1, seed_draws=2048, bit_depths="packed"),
 }
 
 

@@ -374,16 +374,17 @@ _TRY_BOTH_DEPTHS_BELOW = 1 << 16
 
 
 def encode_png(labels: np.ndarray, palette: np.ndarray, *, deflate_level: int = 10,
-               try_byte_depth: bool = True) -> bytes:
+               bit_depths: str = "both") -> bytes:
     """A palette PNG (colour type 3) of ``labels`` over ``palette`` ((k, 3|4) uint8).
 
     Written here rather than by Pillow: rows are unfiltered (what oxipng chose for every
     palette image we tried) and compressed once by libdeflate, without Pillow's zlib pass and
     a decode-and-recompress by an optimiser: at level 10 on CQ100, half the time of
-    Pillow + oxipng for the same bytes (0.1% fewer). With ``try_byte_depth`` (and always on
-    small images) a packed bit depth is also tried at 8 bits, and the smaller kept: photos'
-    labels often compress better unpacked. Entries with alpha < 255 go first, so that the
-    tRNS chunk stops at the last of them. No metadata chunk is written.
+    Pillow + oxipng for the same bytes (0.1% fewer). ``bit_depths`` says how a palette that
+    fits in 1, 2 or 4 bits is written: "packed", "byte" (8 bits: photos' labels often
+    compress better unpacked) or "both" (the smaller kept; always so on small images).
+    Entries with alpha < 255 go first, so that the tRNS chunk stops at the last of them. No
+    metadata chunk is written.
     """
     import deflate
 
@@ -395,8 +396,10 @@ def encode_png(labels: np.ndarray, palette: np.ndarray, *, deflate_level: int = 
         palette = palette[order]
     height, width = labels.shape
     depth = next(d for d in (1, 2, 4, 8) if len(palette) <= 1 << d)
-    both = try_byte_depth or labels.size < _TRY_BOTH_DEPTHS_BELOW
-    candidates = [depth] + ([8] if depth < 8 and both else [])
+    if bit_depths == "both" or labels.size < _TRY_BOTH_DEPTHS_BELOW:
+        candidates = sorted({depth, 8})
+    else:
+        candidates = [8 if bit_depths == "byte" else depth]
     best = None
     for bits in candidates:
         compressed = deflate.zlib_compress(_scanlines(labels, bits), deflate_level)

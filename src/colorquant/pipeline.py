@@ -154,7 +154,7 @@ def _tidy(histogram: ColorHistogram, centres: np.ndarray, color_labels: np.ndarr
     """Round the centres to 8 bits, label the colours, drop unused and duplicate entries, and
     order the palette by opacity then luminance (stable, readable swatches)."""
     used_rows = np.all(np.isfinite(centres), axis=1)
-    rounded = np.zeros(centres.shape, dtype=np.uint8)
+    rounded = np.zeros((len(centres), histogram.n_channels), dtype=np.uint8)
     rounded[used_rows] = to_srgb8(centres[used_rows], histogram.color_space)
     if color_labels is None:
         rounded = rounded[used_rows]
@@ -192,7 +192,9 @@ def label_image(prepared: PreparedImage, quantization: Quantization, dither: flo
         fixed = None
         if prepared.visible is not None:
             fixed = ~prepared.visible.reshape(prepared.shape)
-        return floyd_steinberg(prepared.pixels, quantization.palette, dither, fixed)
+        plain = label_image(prepared, quantization)  # where dithering pays (dither map)
+        return floyd_steinberg(prepared.pixels, quantization.palette, dither, fixed, plain,
+                               prepared.histogram.color_space)
     if prepared.sampled:
         return label_pixels(prepared.pixels.reshape(-1, 3), quantization.palette,
                             prepared.histogram.color_space).reshape(prepared.shape)

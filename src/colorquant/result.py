@@ -102,8 +102,9 @@ class QuantizedImage:
         from .imageio import encode_png
 
         effort = effort_for(self.settings.speed)
+        big = self.labels.size > effort.big_image_pixels
         return encode_png(self.labels, self.palette, deflate_level=effort.deflate_level_for(self.labels.size),
-                          try_byte_depth=effort.try_byte_depth and self.labels.size <= effort.big_image_pixels)
+                          bit_depths="packed" if big else effort.bit_depths)
 
     def save(self, path, *, format: str | None = None, overwrite: bool = False) -> Path:  # noqa: A002
         """Write the image atomically to ``path``; the format follows the suffix unless given.

@@ -87,7 +87,9 @@ class _Evaluator:
             return error if self.metric == "mse" else psnr_from_mse(error)
         labels = label_image(self.prepared, quantization, self.settings.dither)
         measured = METRICS[self.metric].function(ImagePair(self.original, quantization.palette[labels]))
-        return 1.0 if measured is None else measured  # tiny images: no SSIM window fits
+        if measured is None:  # tiny images: no window of the figure fits; nothing to see
+            return METRICS[self.metric].identical
+        return measured
 
 
 class _TargetEvaluator(_Evaluator):

@@ -26,7 +26,9 @@ MIN_COLORS, MAX_COLORS, DEFAULT_COLORS = 2, 256, 16
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_SEED = 2**32 - 1
 FORMATS = ("png", "gif", "webp", "jpeg")
-COLOR_SPACES = ("rgb", "lab", "oklab")
+COLOR_SPACES = ("mixed", "rgb", "oklab")
+# MSE and PSNR count sRGB error: a target of theirs is met with fewest colours in rgb.
+_SRGB_ERROR_METRICS = ("mse", "psnr")
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,9 @@ class Settings:
     speed : pngquant's scale, 1 (slowest, best) to 11 (fastest), default 4: the size of the
         sample k-means fits on, its iterations and swaps, and the PNG's deflate level
     random_state : seed of every random choice (same settings, same bytes)
-    color_space : where clustering and remapping happen ("rgb", "lab", "oklab")
+    color_space : where clustering and remapping happen: "mixed" (sRGB and Oklab distances,
+        the default: what people see, at the PSNR of a plain fit), "rgb" (the PSNR-optimal
+        fit), "oklab"; with a PSNR or MSE target and no space given, "rgb"
     dither : strength of error diffusion, 0 (none) to 1
     target : the fewest colours in ``[min_colors, n_colors]`` whose output meets it
     fallback : with a target, accept ``n_colors`` colours when the target is missed but this
@@ -147,7 +151,7 @@ class Settings:
     method_options: tuple = ()
     speed: int = DEFAULT_SPEED
     random_state: int = 0
-    color_space: str = "rgb"
+    color_space: str | None = None
     dither: float = 0.0
     target: QualityTarget | None = None
     fallback: QualityTarget | None = None
@@ -175,6 +179,9 @@ class Settings:
         settle("method_options", spec.check_options(dict(self.method_options)))
         settle("speed", _check_int(self.speed, "speed", MIN_SPEED, MAX_SPEED))
         settle("random_state", _check_int(self.random_state, "random_state", 0, MAX_SEED))
+        if self.color_space is None:
+            srgb_target = self.target is not None and self.target.metric in _SRGB_ERROR_METRICS
+            settle("color_space", "rgb" if srgb_target else "mixed")
         settle("color_space", _check_choice(self.color_space, "color_space", COLOR_SPACES))
         dither = self.dither
         if isinstance(dither, bool) or not isinstance(dither, numbers.Real) or not 0 <= dither <= 1:
@@ -210,7 +217,7 @@ class Settings:
 
     @classmethod
     def from_keywords(
-        cls, *, n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, color_space="rgb", dither=0.0,
+        cls, *, n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, color_space=None, dither=0.0,
         min_colors=MIN_COLORS, quality=None, max_pixels=DEFAULT_MAX_PIXELS, format="png",  # noqa: A002
         skip_if_larger=False, metrics=(), **others,
     ) -> "Settings":

@@ -135,7 +135,7 @@ def _every_method(image, args, *, perceptual: bool = True) -> list:
     from ..methods import METHODS
 
     # the commands that show figures compute them: SSIM and the perceptual ones
-    metrics = ("ssim", "ciede2000", "blurred_psnr") if perceptual else ("ssim",)
+    metrics = ("ssim", "ssimulacra2", "ciede2000", "blurred_psnr") if perceptual else ("ssim", "ssimulacra2")
     rows = []
     for name, spec in METHODS.items():
         settings = settings_from_args(args, method=name, metrics=metrics)
@@ -178,7 +178,7 @@ def demo(args) -> ExitStatus:
     # The demo owns its folder's files, so a second run replaces them.
     original_png = encode_reference_png(photo)
     write_atomic(original_png, folder / "original.png", overwrite=True)
-    args.seed, args.max_pixels, args.color_space, args.dither = 0, 100_000_000, "rgb", 0.0
+    args.seed, args.max_pixels, args.color_space, args.dither = 0, 100_000_000, None, 0.0
     args.speed = DEFAULT_SPEED
     rows = _every_method(photo, args)
     for name, (_, result, _) in zip(METHODS, rows):

@@ -38,8 +38,10 @@ def _add_common(parser, *, colors_help: str) -> None:
     for flag, (option, _) in options_for_flag().items():
         parser.add_argument(flag, dest=f"option_{option.name}", choices=option.choices,
                             default=None, help=option.help)
-    parser.add_argument("--color-space", choices=COLOR_SPACES, default="rgb",
-                        help="space to cluster and remap in; the palette is stored in sRGB (default rgb)")
+    parser.add_argument("--color-space", choices=COLOR_SPACES, default=None,
+                        help="space to cluster and remap in: mixed (sRGB and Oklab distances: what "
+                             "people see), rgb (the PSNR-optimal fit) or oklab; default mixed, rgb "
+                             "for a PSNR or MSE target")
     parser.add_argument("--dither", type=dither_level, nargs="?", const=1.0, default=0.0,
                         metavar="LEVEL", help="Floyd-Steinberg error diffusion, LEVEL 0-1 "
                         "(1 when the flag is given without a value)")

@@ -35,7 +35,8 @@ def _fields() -> dict:
         "speed": ("integer", "1 (slowest, best) to 11 (fastest), default 4",
                   {"minimum": MIN_SPEED, "maximum": MAX_SPEED}),
         "metrics": ("string", "figures beyond MSE and PSNR, comma-separated (default ssim)", {}),
-        "color_space": ("string", "space to cluster in", {"enum": list(COLOR_SPACES), "default": "rgb"}),
+        "color_space": ("string", "space to cluster in (default mixed; rgb for a PSNR or MSE target)",
+                        {"enum": list(COLOR_SPACES)}),
         "dither": ("number", "error diffusion 0-1 (default 0)", {"minimum": 0, "maximum": 1}),
         "format": ("string", "output format", {"enum": list(FORMATS), "default": "png"}),
         "quality": ("string", "pngquant-style MIN-MAX, 0-100 (instead of a target)", {}),
@@ -110,7 +111,7 @@ def _settings(fields: dict, method: str, max_pixels: int, *, strict: bool):
         return Settings.from_keywords(
             n_colors=fields.get("colors"), method=method, random_state=fields.get("seed", 0),
             speed=fields.get("speed", DEFAULT_SPEED), metrics=tuple(metrics),
-            color_space=fields.get("color_space", "rgb"), dither=fields.get("dither", 0.0),
+            color_space=fields.get("color_space"), dither=fields.get("dither", 0.0),
             min_colors=fields.get("min_colors", MIN_COLORS), quality=fields.get("quality"),
             max_pixels=max_pixels, format=fields.get("format", "png"), **targets, **options)
     except InvalidParameterError as error:

@@ -20,7 +20,8 @@ function formData(extra = {}) {
   data.append("file", chosenFile, chosenFile.name);
   const byTarget = document.querySelector('input[name="mode"]:checked').value === "target";
   data.append("colors", byTarget ? "256" : $("colors").value);
-  if (byTarget) data.append("target_psnr", $("target").value);
+  if (byTarget) data.append("target_" + $("target-metric").value, $("target").value);
+  data.append("metrics", "ssim,ssimulacra2");
   data.append("dither", $("dither").checked ? "1" : "0");
   data.append("color_space", $("space").value);
   for (const [key, value] of Object.entries(extra)) data.append(key, value);
@@ -109,6 +110,7 @@ async function compress() {
     $("colors-out").textContent = header("Colors");
     $("psnr").textContent = header("Psnr") === "inf" ? "lossless" : Number(header("Psnr")).toFixed(2) + " dB";
     $("ssim").textContent = header("Ssim") ? Number(header("Ssim")).toFixed(4) : "n/a";
+    $("ssimulacra2").textContent = header("Ssimulacra2") ? Number(header("Ssimulacra2")).toFixed(1) : "n/a";
     $("seconds").textContent = Number(header("Seconds")).toFixed(2) + " s";
     const palette = $("palette");
     palette.replaceChildren(...header("Palette").split(",").map((hex) => {
@@ -143,7 +145,7 @@ async function compareAll() {
       const caption = document.createElement("figcaption");
       const psnr = record.psnr === null ? "lossless" : record.psnr.toFixed(2) + " dB";
       caption.textContent = `${titleOf(record.method)}: ${record.colors} colours, PSNR ${psnr}, ` +
-        `SSIM ${record.ssim === null ? "n/a" : record.ssim.toFixed(4)}, ${kib(record.bytes_out)} ` +
+        `SSIMULACRA2 ${record.ssimulacra2 === null ? "n/a" : record.ssimulacra2.toFixed(1)}, ${kib(record.bytes_out)} ` +
         `(${(100 * record.ratio).toFixed(1)}%), ${record.seconds.toFixed(2)} s`;
       const swatches = document.createElement("div");
       swatches.className = "swatches";
@@ -184,8 +186,18 @@ drop.addEventListener("drop", (event) => {
 $("colors").addEventListener("input", () => { $("colors-value").textContent = $("colors").value; });
 $("colors").addEventListener("change", compress);
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
-  radio.addEventListener("change", () => { $("target").disabled = radio.value !== "target" || !radio.checked; compress(); });
+  radio.addEventListener("change", () => {
+    const byTarget = document.querySelector('input[name="mode"]:checked').value === "target";
+    $("target").disabled = $("target-metric").disabled = !byTarget;
+    compress();
+  });
 }
+$("target-metric").addEventListener("change", () => {
+  const chosen = $("target-metric").selectedOptions[0];
+  Object.assign($("target"), { min: chosen.dataset.min, max: chosen.dataset.max, step: chosen.dataset.step,
+                               value: chosen.dataset.value });
+  compress();
+});
 $("method").addEventListener("change", () => { showMethodOptions(); compress(); });
 for (const id of ["target", "dither", "space"]) $(id).addEventListener("change", compress);
 $("run").addEventListener("click", compress);
