@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_features", "to_srgb8", "lightness_range", "MIXED_SRGB_SHARE"]
+__all__ = ["to_features", "to_srgb8", "lightness_range", "n_features", "MIXED_SRGB_SHARE"]
 
 # The spaces themselves are listed in settings.COLOR_SPACES.
 _LIGHTNESS_RANGE = {"rgb": 255.0, "oklab": 1.0, "mixed": 1.0}
@@ -67,25 +67,42 @@ def _linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
+# Every 8-bit sRGB level in linear light: a lookup instead of a power per channel.
+_LINEAR_OF_LEVEL = _srgb_to_linear(np.arange(256) / 255.0)
+# Colours converted per step: a photo's histogram (a few hundred thousand colours) without
+# float64 temporaries of its whole size (they were 27 MB of the peak memory of one photo).
+# 16,384 (1.5 MiB of temporaries) was also faster than 65,536: 7.7 against 12.2 ms for 300k.
+_CHUNK = 1 << 14
+
+
 def _oklab(rgb8: np.ndarray) -> np.ndarray:
-    lms = _srgb_to_linear(rgb8.astype(np.float64) / 255.0) @ _RGB_TO_LMS.T
+    lms = _LINEAR_OF_LEVEL[rgb8] @ _RGB_TO_LMS.T
     return np.cbrt(lms) @ _LMS_TO_OKLAB.T
 
 
-def to_features(colors: np.ndarray, color_space: str) -> np.ndarray:
-    """(n, 3|4) uint8 sRGB(A) colours as float64 features in ``color_space``: 3 columns for
-    rgb and oklab, 6 for mixed, and alpha last when there is one."""
+def n_features(color_space: str, n_channels: int) -> int:
+    """Feature columns of ``n_channels``-channel colours in ``color_space``."""
+    return (6 if color_space == "mixed" else 3) + (n_channels == 4)
+
+
+def to_features(colors: np.ndarray, color_space: str, dtype=np.float64) -> np.ndarray:
+    """(n, 3|4) uint8 sRGB(A) colours as features in ``color_space``: 3 columns for rgb and
+    oklab, 6 for mixed, and alpha last when there is one."""
     if color_space == "rgb":
-        return colors.astype(np.float64)
-    rgb = colors[:, :3]
-    if color_space == "oklab":
-        coords = _oklab(rgb)
-    else:
-        coords = np.hstack([rgb.astype(np.float64) * _MIXED_RGB, _oklab(rgb) * _MIXED_OKLAB])
-    if colors.shape[1] == 4:
-        alpha = colors[:, 3:4].astype(np.float64) * (lightness_range(color_space) / 255.0)
-        coords = np.hstack([coords, alpha])
-    return coords
+        return colors.astype(dtype)
+    features = np.empty((len(colors), n_features(color_space, colors.shape[1])), dtype=dtype)
+    for start in range(0, len(colors), _CHUNK):
+        chunk = colors[start : start + _CHUNK]
+        rows = features[start : start + len(chunk)]
+        rgb = chunk[:, :3]
+        if color_space == "oklab":
+            rows[:, :3] = _oklab(rgb)
+        else:
+            rows[:, :3] = rgb * _MIXED_RGB
+            rows[:, 3:6] = _oklab(rgb) * _MIXED_OKLAB
+        if chunk.shape[1] == 4:
+            rows[:, -1] = chunk[:, 3] * (lightness_range(color_space) / 255.0)
+    return features
 
 
 def to_srgb8(features: np.ndarray, color_space: str) -> np.ndarray:

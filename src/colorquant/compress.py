@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import ColorquantError, OutputNotSmallerError, QualityTooLowError
 from .imageio import read_image, suffix_for
+from .memory import return_free_memory
 from .storage import check_destination, write_atomic
 from .outcome import DONE, FAILED, SKIPPED, Outcome
 from .settings import Settings
@@ -35,28 +36,9 @@ def compress_image(loaded, settings: Settings) -> Compressed:
     from .api import quantize_loaded
 
     result = quantize_loaded(loaded, settings)
-    _return_free_memory()
+    return_free_memory()  # the fit's buffers, before the encoder allocates its own
     encoded = result.encode(settings.format)
     return Compressed(result, encoded, result.measure(encoded, settings.format))
-
-
-def _return_free_memory() -> None:
-    """Hand the memory the fit freed (its histogram and samples) back to the system before the
-    encoder allocates its own. glibc keeps freed heap memory for reuse, so the encoder's state
-    came on top of it: one 768x512 photo at 256 colours peaked at 67 MB, 61 MB with this."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc: nothing to do
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
 
 
 def outcome_of(name: str, compressed: Compressed, *, output: str | None, seconds: float) -> Outcome:

@@ -8,8 +8,9 @@ indexing by ``inverse``) is exact and cheaper than remapping every pixel.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-
+from functools import cached_property
 import numpy as np
 
 __all__ = ["ColorHistogram", "color_histogram", "weighted_sample", "pixel_sample", "pack_codes",
@@ -29,21 +30,37 @@ class ColorHistogram:
     inverse : ndarray of shape (n_pixels,), int32
         Index into ``colors`` of every pixel, in raster order; ``features[inverse[i::n]]``
         streams every n-th pixel without a copy of the image.
-    features : ndarray of shape (n_distinct, n_channels), float32 (exact for sRGB levels; half
+    color_space : the space the methods cluster in (see ``colorspace``)
+    features : ndarray of shape (n_distinct, n_features), float32 (exact for sRGB levels; half
         the memory of float64, which the fits do not need)
-        The colours in the space the methods cluster in (see ``colorspace``).
-    color_space : name of that space
+        The colours in that space, computed when first used and then kept.
     """
 
     colors: np.ndarray
     counts: np.ndarray
     inverse: np.ndarray
-    features: np.ndarray
     color_space: str = "rgb"
 
     @property
     def n_distinct(self) -> int:
         return len(self.colors)
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        # Not made with the histogram: a fit on a sample of a photo's colours (see
+        # kmeans) needs only the sample's features while its buffers are alive, and the full
+        # table (24 bytes a colour in "mixed") only afterwards, for the final Lloyd step and
+        # the remap. Made up front, it was on top of the fit's peak memory.
+        from .memory import return_free_memory
+
+        return_free_memory()  # what the sampled fit freed, before the biggest table
+        return self.features_of(slice(None))
+
+    def features_of(self, indices) -> np.ndarray:
+        """Features of the colours at ``indices`` (an index array or slice)."""
+        from .colorspace import to_features
+
+        return to_features(self.colors[indices], self.color_space, dtype=np.float32)
 
     @property
     def n_channels(self) -> int:
@@ -132,36 +149,37 @@ def _distinct_codes_by_sort(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     search of every pixel and 25 ms for the 2^24 table, whose pages (64 MiB) a photo's
     colours nearly all touch."""
     n_pixels = len(pixels)
-    keys = pack_codes(pixels).astype(np.uint64)
-    keys <<= np.uint64(32)
-    keys |= np.arange(n_pixels, dtype=np.uint64)
+    keys = np.empty(n_pixels, dtype=np.uint64)
+    # Each key's two 32-bit halves, written and read in place: no copies of the codes or
+    # the positions, which were a third of the peak memory of a photo's histogram.
+    halves = keys.view(np.uint32).reshape(n_pixels, 2)
+    low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
+    for start in range(0, n_pixels, _PACK_CHUNK):
+        stop = min(start + _PACK_CHUNK, n_pixels)
+        halves[start:stop, high] = _pack(pixels[start:stop])
+        halves[start:stop, low] = np.arange(start, stop, dtype=np.uint32)
     keys.sort()
-    # split the sorted keys into narrow arrays (buffered casts, no wide temporaries), then
-    # let them go: the peak memory of a photo's histogram is these few arrays
-    codes = np.empty(n_pixels, dtype=np.uint32)
-    np.right_shift(keys, np.uint64(32), out=codes, casting="unsafe")
-    positions = np.empty(n_pixels, dtype=np.uint32)
-    np.bitwise_and(keys, np.uint64(0xFFFFFFFF), out=positions, casting="unsafe")
-    del keys
+    codes, positions = halves[:, high], halves[:, low]
     run_starts = np.empty(n_pixels, dtype=bool)
     run_starts[:1] = True
     np.not_equal(codes[1:], codes[:-1], out=run_starts[1:])
-    first = np.flatnonzero(run_starts)
-    unique_codes = codes[first]
-    del codes
+    unique_codes = codes[run_starts]
+    # the codes are read: their half now takes each sorted pixel's colour index
+    np.cumsum(run_starts, dtype=np.uint32, out=codes)
+    del run_starts
+    codes -= np.uint32(1)
+    counts = np.bincount(codes, minlength=len(unique_codes))
     inverse = np.empty(n_pixels, dtype=np.int32)
-    inverse[positions] = np.cumsum(run_starts, dtype=np.int32) - 1
-    return unique_codes, inverse, np.diff(first, append=n_pixels)
+    inverse[positions] = codes
+    return unique_codes, inverse, counts
 
 
 def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistogram:
-    """Distinct colours of ``pixels`` with their counts, each pixel's colour index, and the
-    colours as features in ``color_space``.
+    """Distinct colours of ``pixels`` with their counts and each pixel's colour index, to be
+    clustered in ``color_space``.
 
     pixels : ndarray of shape (n_pixels, 3 or 4), uint8
     """
-    from .colorspace import to_features
-
     if pixels.ndim != 2 or pixels.shape[1] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be (n, 1..4) uint8; got {pixels.shape} {pixels.dtype}")
     unique_codes, inverse, counts = _distinct_codes(pixels)
@@ -170,7 +188,6 @@ def color_histogram(pixels: np.ndarray, color_space: str = "rgb") -> ColorHistog
         colors=colors,
         counts=counts.astype(np.int64, copy=False),
         inverse=inverse.reshape(-1),
-        features=to_features(colors, color_space).astype(np.float32),
         color_space=color_space,
     )
 
@@ -189,13 +206,14 @@ def weighted_sample(
     (0.033 -> 0.016 dB). Folding repeats into weights keeps the sample unbiased for any
     count-weighted mean, which is what k-means minimises.
     """
+    # computed per call, not kept: 1 ms for a photo's colours, and 8 bytes per colour off
+    # the peak memory of fitting it
     cumulative = np.cumsum(histogram.counts)
     step = cumulative[-1] / n_draws
     positions = (rng.random() + np.arange(n_draws)) * step
-    drawn = np.searchsorted(cumulative, positions, side="right")
-    multiplicity = np.bincount(drawn, minlength=histogram.n_distinct)
-    indices = np.flatnonzero(multiplicity)
-    return indices, multiplicity[indices].astype(np.float64)
+    drawn = np.searchsorted(cumulative, positions, side="right")  # ascending, like positions
+    indices, multiplicity = np.unique(drawn, return_counts=True)
+    return indices, multiplicity.astype(np.float64)
 
 
 def pixel_sample(pixels: np.ndarray, n_samples: int) -> np.ndarray:

@@ -162,16 +162,17 @@ def _tidy(histogram: ColorHistogram, centres: np.ndarray, color_labels: np.ndarr
             histogram.features, to_features(rounded, histogram.color_space))
     used = np.bincount(color_labels, minlength=len(rounded)) > 0
     entries, new_index = np.unique(rounded[used], axis=0, return_inverse=True)
-    old_to_new = np.zeros(len(rounded), dtype=np.intp)
-    old_to_new[np.flatnonzero(used)] = new_index.reshape(-1)
-    color_labels = old_to_new[color_labels]
 
     luma = entries[:, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     opacity = entries[:, 3] if entries.shape[1] == 4 else np.zeros(len(entries))
     order = np.lexsort((luma, opacity))
-    rank = np.empty_like(order)
+    rank = np.empty(len(order), dtype=np.uint8)
     rank[order] = np.arange(len(order))
-    return entries[order], rank[color_labels].astype(np.uint8)
+    # old entry -> final entry, as uint8: relabelling a photo's colours through it makes no
+    # 8-byte-per-colour temporaries
+    old_to_final = np.zeros(len(rounded), dtype=np.uint8)
+    old_to_final[np.flatnonzero(used)] = rank[new_index.reshape(-1)]
+    return entries[order], old_to_final[color_labels]
 
 
 def _full_palette(prepared: PreparedImage, palette: np.ndarray) -> np.ndarray:

@@ -16,10 +16,11 @@ from .threads import map_in_threads, thread_count
 
 __all__ = ["nearest_palette_index", "palette_means", "label_pixels"]
 
-# Rows of colours per chunk: chunk x palette float32 distances stay near 2 MiB per thread at
-# 256 colours (8,192 rows were 20% slower on 230k colours, and their buffers 17 MiB of the
-# peak memory of compressing one photo on two threads).
-_CHUNK_ROWS = 2048
+# Distances per chunk (rows x palette entries, float32): 1 MiB per thread. Rows per chunk are
+# 1,024 at 256 entries, more for smaller palettes. Twice that was 3% faster on one thread and
+# 2 MiB more of the peak memory of compressing a photo on two.
+_CHUNK_DISTANCES = 1 << 18
+_MIN_CHUNK_ROWS, _MAX_CHUNK_ROWS = 1024, 8192
 # Colour-entry pairs below which a second thread does not pay. Measured right after a
 # scikit-learn fit (its OpenMP threads still spinning on the cores), 230k colours on 2 cores:
 # 16 entries (4M pairs) 10.1 ms on one thread, 11.2 ms on two; 64 entries (15M) 17.2 and
@@ -49,11 +50,12 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray
     # One contiguous part of the colours per thread (the product and argmin release the
     # GIL): a 24 MP photo's 2.9 million colours took 0.49 s per remap on one thread, 0.29 s
     # on two. Small remaps stay on one thread (see _MIN_PAIRS_PER_THREAD).
-    n_chunks = -(-len(colors) // _CHUNK_ROWS)
+    chunk_rows = min(max(_CHUNK_DISTANCES // len(palette), _MIN_CHUNK_ROWS), _MAX_CHUNK_ROWS)
+    n_chunks = -(-len(colors) // chunk_rows)
     worth_threads = max(1, len(colors) * len(palette) // _MIN_PAIRS_PER_THREAD)
-    step = -(-n_chunks // min(thread_count(), worth_threads, n_chunks)) * _CHUNK_ROWS
+    step = -(-n_chunks // min(thread_count(), worth_threads, n_chunks)) * chunk_rows
     parts = [range(start, min(start + step, len(colors))) for start in range(0, len(colors), step)]
-    rows = min(_CHUNK_ROWS, len(colors))
+    rows = min(chunk_rows, len(colors))
     # Every buffer is made here, on the calling thread, and reused chunk after chunk: products
     # allocated on the worker threads left 30 MB more resident at 24 MP (glibc keeps freed
     # memory in per-thread arenas).
@@ -63,8 +65,8 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray) -> np.ndarray
 
     def label_part(part_and_buffers) -> None:
         part, (chunk, distances, nearest) = part_and_buffers
-        for start in range(part.start, part.stop, _CHUNK_ROWS):
-            n = min(_CHUNK_ROWS, part.stop - start)
+        for start in range(part.start, part.stop, chunk_rows):
+            n = min(chunk_rows, part.stop - start)
             chunk[:n, :n_channels] = colors[start : start + n]
             np.matmul(chunk[:n], palette_terms, out=distances[:n])
             np.argmin(distances[:n], axis=1, out=nearest[:n])
@@ -81,13 +83,23 @@ def palette_means(
 
     Entries that received no weight come back as NaN rows with weight 0.
     """
-    totals = np.bincount(labels, weights=weights, minlength=n_entries)
-    means = np.empty((n_entries, colors.shape[1]), dtype=np.float64)
-    for channel in range(colors.shape[1]):
-        sums = np.bincount(labels, weights=weights * colors[:, channel], minlength=n_entries)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[:, channel] = sums / totals
-    return means, totals
+    totals = np.zeros(n_entries)
+    sums = np.zeros((n_entries, colors.shape[1]))
+    # a block of colours at a time: float64 weighted columns of a photo's whole histogram
+    # were 5 MB of the peak memory of compressing it
+    for start in range(0, len(colors), _MEANS_CHUNK):
+        stop = start + _MEANS_CHUNK
+        block_labels = labels[start:stop]
+        block_weights = np.asarray(weights[start:stop], dtype=np.float64)
+        totals += np.bincount(block_labels, weights=block_weights, minlength=n_entries)
+        for channel in range(colors.shape[1]):
+            sums[:, channel] += np.bincount(block_labels, weights=block_weights * colors[start:stop, channel],
+                                            minlength=n_entries)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / totals[:, None], totals
+
+
+_MEANS_CHUNK = 1 << 16
 
 
 # Colours, and pixels, per step of label_pixels: their buffers stay a few MiB.
