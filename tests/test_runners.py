@@ -95,6 +95,8 @@ def test_workers_exit_when_the_run_is_killed(fork, tmp_path, coffee):
             time.sleep(0.05)
         left = {pid: open(f"/proc/{pid}/cmdline").read().replace("\0", " ")[:150] for pid in workers if alive(pid)}
         assert not left, f"outlived the killed run: {left}"
+        # each stopped worker removed the temporary file it was writing
+        assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".part")]
     finally:
         if run.poll() is None:
             run.kill()

@@ -20,7 +20,7 @@ from .storage import check_destination, write_atomic
 from .outcome import DONE, FAILED, SKIPPED, Outcome
 from .settings import Settings
 
-__all__ = ["compress_image", "compress_file", "default_output_name", "output_name", "outcome_of",
+__all__ = ["compress_image", "compress_file", "compress_to_bytes", "default_output_name", "output_name", "outcome_of",
            "Compressed"]
 
 
@@ -97,14 +97,7 @@ def compress_file(
                 settings.format)
         output = str(output_path)
         if settings.skip_if_larger and len(compressed.encoded) >= loaded.n_bytes:
-            error = OutputNotSmallerError(
-                f"{input_path}: output would be {len(compressed.encoded):,} bytes, not smaller "
-                f"than the input's {loaded.n_bytes:,}; nothing written",
-                bytes_in=loaded.n_bytes, bytes_out=len(compressed.encoded))
-            measured = outcome_of(name, compressed, output=None, seconds=time.perf_counter() - started)
-            failed = Outcome.from_error(name, SKIPPED, error)
-            return measured.with_changes(status=SKIPPED, error=failed.error, exception=error,
-                                         error_kind=failed.error_kind, remedy=failed.remedy)
+            return _not_smaller(name, loaded, compressed, started)
         write_atomic(compressed.encoded, output_path, overwrite=overwrite, protect=(input_path,))
     except QualityTooLowError as error:
         return Outcome.from_error(name, SKIPPED, error, method=settings.method,
@@ -113,3 +106,36 @@ def compress_file(
         return Outcome.from_error(name, FAILED, error, method=settings.method,
                                   seconds=time.perf_counter() - started)
     return outcome_of(name, compressed, output=output, seconds=time.perf_counter() - started)
+
+
+def compress_to_bytes(source, settings: Settings, *, name: str | None = None) -> tuple[Outcome, Compressed | None]:
+    """Quantize ``source`` (a path or an encoded image's bytes) and return its outcome and
+    the compressed image (``.encoded`` holds the output's bytes), without writing anything:
+    for outputs that are not files, such as a pipe. None when the image failed or was
+    skipped."""
+    started = time.perf_counter()
+    name = name or str(source)
+    try:
+        loaded = read_image(source, max_pixels=settings.max_pixels, name=name)
+        compressed = compress_image(loaded, settings)
+        if settings.skip_if_larger and len(compressed.encoded) >= loaded.n_bytes:
+            return _not_smaller(name, loaded, compressed, started), None
+    except QualityTooLowError as error:
+        return Outcome.from_error(name, SKIPPED, error, method=settings.method,
+                                  seconds=time.perf_counter() - started), None
+    except ColorquantError as error:
+        return Outcome.from_error(name, FAILED, error, method=settings.method,
+                                  seconds=time.perf_counter() - started), None
+    return outcome_of(name, compressed, output=None, seconds=time.perf_counter() - started), compressed
+
+
+def _not_smaller(name: str, loaded, compressed: Compressed, started: float) -> Outcome:
+    """The outcome of an output that ``skip_if_larger`` does not write."""
+    error = OutputNotSmallerError(
+        f"{name}: output would be {len(compressed.encoded):,} bytes, not smaller "
+        f"than the input's {loaded.n_bytes:,}; nothing written",
+        bytes_in=loaded.n_bytes, bytes_out=len(compressed.encoded))
+    measured = outcome_of(name, compressed, output=None, seconds=time.perf_counter() - started)
+    failed = Outcome.from_error(name, SKIPPED, error)
+    return measured.with_changes(status=SKIPPED, error=failed.error, exception=error,
+                                 error_kind=failed.error_kind, remedy=failed.remedy)

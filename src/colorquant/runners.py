@@ -12,7 +12,7 @@ import os
 
 from .errors import InvalidParameterError, MissingDependencyError
 
-__all__ = ["run_tasks", "worker_pool", "dask_client"]
+__all__ = ["run_tasks", "worker_pool", "dask_client", "usable_cores"]
 
 
 def run_tasks(function, tasks: list, settings, *, jobs: int | None = None, client=None,
@@ -28,7 +28,7 @@ def run_tasks(function, tasks: list, settings, *, jobs: int | None = None, clien
     if client is not None:
         yield from _run_on_dask(function, tasks, client)
         return
-    jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+    jobs = min(jobs or usable_cores(), usable_cores(), len(tasks))
     if jobs <= 1:  # one input never starts a process pool
         for task in tasks:
             yield function(task)
@@ -36,12 +36,22 @@ def run_tasks(function, tasks: list, settings, *, jobs: int | None = None, clien
     yield from _run_on_pool(function, tasks, settings, jobs, ordered, preload)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on. More workers than that only fight over them, so
+    ``--jobs`` is capped here (pngquant's and make's users expect a number, not a crash)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _run_on_pool(function, tasks, settings, jobs: int, ordered: bool, preload: str):
     from concurrent.futures import FIRST_COMPLETED, wait
 
     window = 4 * jobs
     pending_tasks = iter(tasks)
-    with worker_pool(jobs, settings, preload=preload) as pool:
+    pool = worker_pool(jobs, settings, preload=preload)
+    try:
         in_flight = [pool.submit(function, task) for task in _take(pending_tasks, window)]
         while in_flight:
             if ordered:
@@ -53,6 +63,30 @@ def _run_on_pool(function, tasks, settings, jobs: int, ordered: bool, preload: s
                 in_flight.remove(future)
                 yield future.result()
             in_flight += [pool.submit(function, task) for task in _take(pending_tasks, len(finished))]
+    except BaseException:
+        # Ctrl-C, SIGTERM, a closed pipe, the consumer stopping early: queued tasks are
+        # dropped and running ones stopped now, not finished first.
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop_workers(pool) -> None:
+    """Cancel what has not started and stop the workers (SIGTERM: each removes its temporary
+    file and exits; SIGKILL for one that has not gone within two seconds)."""
+    # ProcessPoolExecutor has no public way to stop running tasks before Python 3.14
+    # (terminate_workers); its ``_processes`` has held the worker processes since 3.2.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.join(2)
+            if process.is_alive():
+                process.kill()
+                process.join(1)
 
 
 @contextlib.contextmanager
@@ -71,7 +105,7 @@ def dask_client(scheduler: str | None, jobs: int | None):
             "--scheduler needs Dask: pip install 'colorquant[dask]'") from None
     cluster = None
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
+        cluster = LocalCluster(n_workers=min(jobs or usable_cores(), usable_cores()), threads_per_worker=1,
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
@@ -93,12 +127,19 @@ def _run_on_dask(function, tasks, client):
 
     window = 4 * max(1, sum(client.nthreads().values()))
     pending_tasks = iter(tasks)
-    futures = as_completed([client.submit(function, task, pure=False)
-                            for task in _take(pending_tasks, window)])
-    for future in futures:
-        yield future.result()
-        for task in _take(pending_tasks, 1):
-            futures.add(client.submit(function, task, pure=False))
+    in_flight = {client.submit(function, task, pure=False) for task in _take(pending_tasks, window)}
+    futures = as_completed(in_flight)
+    try:
+        for future in futures:
+            in_flight.discard(future)
+            yield future.result()
+            for task in _take(pending_tasks, 1):
+                submitted = client.submit(function, task, pure=False)
+                in_flight.add(submitted)
+                futures.add(submitted)
+    except BaseException:
+        client.cancel(list(in_flight))  # queued and running tasks stop with the run
+        raise
 
 
 def _take(iterator, count: int) -> list:
@@ -160,6 +201,14 @@ def _fork_is_safe() -> bool:
 
 def _start_worker(run_pid: int) -> None:
     """Ties a worker's life to the run's and makes it single-threaded."""
+    import signal
+
+    # The run decides when to stop: Ctrl-C reaches the whole process group, but only the
+    # run acts on it, by sending its workers SIGTERM; a worker stops at once, removing the
+    # temporary file it is writing (unwinding would not do: the pool's worker loop catches
+    # every exception and would go on to the next task).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda number, frame: _stop_now())
     _exit_with(run_pid)
     # One process per core: threads inside each would only fight over the cores (measured:
     # 0.65 s per photo with two workers left multi-threaded, 0.45 s single-threaded).
@@ -173,16 +222,15 @@ def _start_worker(run_pid: int) -> None:
 
 
 def _exit_with(run_pid: int) -> None:
-    """Stop this worker (SIGTERM to itself) as soon as the run that started it ends, however
-    it ends: killed by SIGKILL, nothing else would tell it. A fork server's workers would
+    """Stop this worker as soon as the run that started it ends, however it ends: killed by
+    SIGKILL, nothing else would tell it. A fork server's workers would
     otherwise wait for tasks for good, and keep the fork server alive with them."""
     import threading
 
     try:
         handle = os.pidfd_open(run_pid)  # Linux: readable once the process has exited
     except ProcessLookupError:
-        _terminate()
-        return
+        _stop_now()
     except (AttributeError, OSError):
         handle = None  # elsewhere: look every half second
     threading.Thread(target=_watch, args=(run_pid, handle), name="colorquant-run-watch", daemon=True).start()
@@ -197,7 +245,7 @@ def _watch(run_pid: int, handle: int | None) -> None:
     else:
         while _running(run_pid):
             time.sleep(0.5)
-    _terminate()
+    _stop_now()
 
 
 def _running(pid: int) -> bool:
@@ -210,7 +258,10 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _terminate() -> None:
-    import signal
+def _stop_now() -> None:
+    """Exit at once (status 143, as for SIGTERM), leaving no temporary file behind; an
+    output already renamed into place is whole, and a batch re-run adopts it."""
+    from .storage import discard_live_temporaries
 
-    os.kill(os.getpid(), signal.SIGTERM)
+    discard_live_temporaries()
+    os._exit(128 + 15)

@@ -22,9 +22,13 @@ from pathlib import Path
 from .errors import BatchLockedError, ImageReadError, ImageWriteError
 
 __all__ = ["write_atomic", "check_destination", "read_regular_file", "content_hash",
-           "file_hash", "remove_temporaries", "same_file", "not_regular_reason", "FolderLock", "DEFAULT_TEMP_TAG"]
+           "file_hash", "remove_temporaries", "discard_live_temporaries", "same_file",
+           "not_regular_reason", "FolderLock", "DEFAULT_TEMP_TAG"]
 
 DEFAULT_TEMP_TAG = "colorquant"
+# Temporary files this process is writing now: a process told to stop at once (a worker
+# whose run was interrupted or killed) removes them before it exits, without unwinding.
+_LIVE_TEMPORARIES: set[str] = set()
 _KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
           (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a directory"))
 
@@ -109,6 +113,7 @@ def write_atomic(data: bytes, path, *, overwrite: bool = False, protect=(),
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.{temp_tag}.", suffix=".part", dir=folder)
     except OSError as error:
         raise ImageWriteError(f"{path}: cannot write ({error.strerror or error})") from None
+    _LIVE_TEMPORARIES.add(temporary)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -128,7 +133,16 @@ def write_atomic(data: bytes, path, *, overwrite: bool = False, protect=(),
     except BaseException:
         _remove_quietly(temporary)
         raise
+    finally:
+        _LIVE_TEMPORARIES.discard(temporary)
     return path
+
+
+def discard_live_temporaries() -> None:
+    """Remove the temporary files this process is writing now; for a process about to exit
+    without unwinding (``os._exit``). A rename already done leaves a whole output."""
+    for temporary in list(_LIVE_TEMPORARIES):
+        _remove_quietly(temporary)
 
 
 def check_destination(path, *, overwrite: bool = False, protect=()) -> Path:

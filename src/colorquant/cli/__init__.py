@@ -18,8 +18,32 @@ from .status import ExitStatus, exit_status_for
 __all__ = ["main", "ExitStatus", "exit_status_for"]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that a run stops as for Ctrl-C: queued
+    work dropped, workers stopped, temporary files removed, the manifest left true."""
+
+
+def _on_sigterm(number, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: signals are its business
+        return _run(argv)
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # main() may be called from a longer-lived program
+
+
+def _run(argv) -> int:
+    import signal
+
     from .commands import COMMANDS
     from .parser import build_parser
     from .report import error
@@ -36,9 +60,16 @@ def main(argv=None) -> int:
         return ExitStatus.USAGE
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+        if not getattr(stop, "reported", False):
+            error("interrupted; no partial file left")
+        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+    except BrokenPipeError:
+        # The reader went away (| head): not a bug. Stop quietly as other Unix tools do, with
+        # the status a shell shows for a process ended by SIGPIPE; stdout goes to /dev/null
+        # so that Python's final flush does not complain about the pipe again.
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except Exception as problem:  # noqa: BLE001 - the one place every error becomes a status
         status = exit_status_for(problem)
         if status is ExitStatus.ERROR and os.environ.get("COLORQUANT_DEBUG"):
@@ -49,3 +80,11 @@ def main(argv=None) -> int:
         )
         error(message)
         return status
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -5,10 +5,12 @@ through :mod:`.report`, and returns an exit status. Errors the library raises ar
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from ..effort import DEFAULT_SPEED
+from ..errors import ImageWriteError
 from .argtypes import UsageError
 from .parser import method_options_from_args, settings_from_args
 from .report import (BatchProgress, batch_summary, describe_outcome, error, figures_table, kib,
@@ -18,44 +20,165 @@ from .status import ExitStatus, outcome_status, overall_status
 __all__ = ["COMMANDS"]
 
 
-def _make_folder(folder: Path) -> None:
-    from ..errors import ImageWriteError
-
+def _make_folder(folder: Path, *, for_file: Path | None = None) -> list[Path]:
+    """Create ``folder`` and any missing parents; returns those it created, deepest first.
+    Errors name ``for_file`` (an --output) when given."""
+    created = []
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        created.append(existing)
+        existing = existing.parent
+    cannot = f"{for_file}: cannot create output folder {folder}" if for_file else f"{folder}: cannot create output folder"
+    if not existing.is_dir():
+        raise ImageWriteError(f"{cannot} ({existing} is a file, not a folder)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as problem:
-        raise ImageWriteError(f"{folder}: cannot create output folder ({problem.strerror or problem})") from None
+        raise ImageWriteError(f"{cannot} ({problem.strerror or problem})") from None
+    return created
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Undo :func:`_make_folder` for a run that wrote nothing there."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else's file), or gone
+            return
 
 
 # --------------------------------------------------------------------------- compress
 
+STDIO = "-"  # as an input: standard input; as --output: standard output (pngquant's way)
+_FORMAT_OF_SUFFIX = {".png": "png", ".gif": "gif", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
 
 def compress(args) -> ExitStatus:
+    reads_stdin = STDIO in args.inputs
     if args.output and len(args.inputs) > 1:
         raise UsageError("--output takes one input; use --output-dir for several")
+    if reads_stdin and len(args.inputs) > 1:
+        raise UsageError("- (standard input) must be the only input")
+    # pngquant's convention: an image read from a pipe goes to a pipe unless told otherwise
+    writes_stdout = args.output == STDIO or (reads_stdin and not args.output and not args.output_dir)
+    args.format = _output_format(args, writes_stdout)
     settings = settings_from_args(args)
+    if writes_stdout and sys.stdout.isatty():
+        raise UsageError("refusing to write image data to a terminal: redirect standard output "
+                         "(> out.png) or name a file with --output")
+    if reads_stdin and sys.stdin.isatty():
+        raise UsageError("- reads an image from standard input, which is a terminal: pipe one in "
+                         "(< photo.png)")
     if args.format == "jpeg" and not args.quiet:
         warn("JPEG re-expands the palette to millions of colours and usually makes the file "
              "larger than a palette PNG")
     if args.format == "gif" and not args.quiet:
         warn("GIF keeps only fully transparent or opaque pixels")
-    output_dir = Path(args.output_dir) if args.output_dir else None
-    if output_dir is not None:
-        _make_folder(output_dir)
+    if reads_stdin or writes_stdout:
+        return _compress_stdio(args, settings, reads_stdin=reads_stdin, writes_stdout=writes_stdout)
 
-    statuses = []
-    for outcome in _run_compress(args.inputs, settings, args, output_dir):
-        statuses.append(outcome_status(outcome))
-        if not args.quiet:
-            for note in outcome.warnings:
-                warn(note)
-        if outcome.error:
-            error(outcome.error_text("cli"))
-        if args.json:
-            print(json.dumps(outcome.as_json("cli")), flush=True)
-        elif outcome.status == "done" and not args.quiet:
-            print(describe_outcome(outcome), flush=True)
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    _refuse_shared_outputs(args.inputs, output_dir, settings, args.output)
+    if output_dir is not None:
+        created = _make_folder(output_dir)
+    else:
+        created = _make_folder(Path(args.output).parent, for_file=Path(args.output)) if args.output else []
+    statuses, wrote = [], False
+    try:
+        for outcome in _run_compress(args.inputs, settings, args, output_dir):
+            statuses.append(outcome_status(outcome))
+            wrote = wrote or outcome.status == "done"
+            _report(outcome, args, sys.stdout)
+    except KeyboardInterrupt as stop:
+        done = sum(status is ExitStatus.OK for status in statuses)
+        error(f"interrupted after {done} of {len(args.inputs)} inputs; the outputs written are "
+              "whole, no partial file left")
+        stop.reported = True
+        raise
+    finally:
+        if not wrote:
+            _remove_if_empty(created)
     return overall_status(statuses)
+
+
+def _output_format(args, writes_stdout: bool) -> str:
+    """--format, else the format --output's suffix names (a known one), else png."""
+    if args.output and not writes_stdout:
+        suffix = Path(args.output).suffix.lower()
+        named = _FORMAT_OF_SUFFIX.get(suffix)
+        if args.format and named and named != args.format:
+            raise UsageError(f"--output {args.output} ends in {suffix} but --format is {args.format}; "
+                             "make them agree")
+        return args.format or named or "png"
+    return args.format or "png"
+
+
+def _refuse_shared_outputs(inputs, output_dir, settings, output) -> None:
+    """Two inputs of one call must not write one output (x.png and x.gif into one folder):
+    refused before anything is written, naming both, with --force or without (--force
+    replaces files of earlier runs, never this run's own)."""
+    from ..compress import default_output_name
+
+    if output:
+        return
+    first_of = {}
+    for name in inputs:
+        source = Path(name)
+        folder = output_dir if output_dir is not None else source.parent
+        # With a target the colour count is not known yet: one stem is enough to clash.
+        key = (os.path.normcase(os.path.abspath(folder)), source.stem)
+        if key in first_of:
+            shown = default_output_name(source.name, settings.method,
+                                        settings.n_colors if settings.target is None else 0, settings.format)
+            if settings.target is not None:
+                shown = shown.replace("-k0.", "-k<colours>.")
+            raise ImageWriteError(f"{first_of[key]} and {name} would both write {Path(folder) / shown}; "
+                                  "rename one, or compress them into different folders (-o)")
+        first_of[key] = name
+
+
+def _report(outcome, args, stream) -> None:
+    """An outcome's lines: warnings and errors on stderr, the result on ``stream``."""
+    if not args.quiet:
+        for note in outcome.warnings:
+            warn(note)
+    if outcome.error:
+        error(outcome.error_text("cli"))
+    if args.json:
+        print(json.dumps(outcome.as_json("cli")), file=stream, flush=True)
+    elif outcome.status == "done" and not args.quiet:
+        print(describe_outcome(outcome), file=stream, flush=True)
+
+
+def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -> ExitStatus:
+    """One image from standard input or to standard output; every message then goes to
+    stderr, so that a pipe carries the image's bytes only."""
+    from ..compress import compress_to_bytes, default_output_name
+    from ..storage import check_destination, write_atomic
+
+    source, name = (sys.stdin.buffer.read(), "stdin") if reads_stdin else (args.inputs[0], args.inputs[0])
+    protect = () if reads_stdin else (source,)
+    output = Path(args.output) if args.output and not writes_stdout else None
+    folder = output.parent if output is not None else Path(args.output_dir) if args.output_dir else None
+    created = _make_folder(folder, for_file=output) if folder is not None else []
+    try:
+        if output is not None:  # refuse before the work, not after it
+            check_destination(output, overwrite=args.force, protect=protect)
+        outcome, compressed = compress_to_bytes(source, settings, name=name)
+        if compressed is not None and writes_stdout:
+            sys.stdout.buffer.write(compressed.encoded)
+            sys.stdout.buffer.flush()
+            outcome = outcome.with_changes(output=STDIO)
+        elif compressed is not None:
+            output = output or folder / default_output_name(
+                "stdin", settings.method, compressed.result.n_colors_requested, settings.format)
+            write_atomic(compressed.encoded, output, overwrite=args.force, protect=protect)
+            outcome = outcome.with_changes(output=str(output))
+    finally:
+        if not (output is not None and output.exists()):
+            _remove_if_empty(created)
+    _report(outcome, args, sys.stderr if writes_stdout else sys.stdout)
+    return outcome_status(outcome)
 
 
 def _run_compress(inputs, settings, args, output_dir):
@@ -88,6 +211,12 @@ def batch(args) -> ExitStatus:
                             jobs=args.jobs, scheduler=args.scheduler, manifest_path=args.manifest,
                             retry_failed=args.retry_failed, force=args.force,
                             include_hidden=args.include_hidden, on_event=progress)
+    except KeyboardInterrupt as stop:
+        progress.close()
+        error(f"interrupted after {progress.done} of {progress.total} inputs to do; the manifest "
+              "records them, and running the same command again does the rest")
+        stop.reported = True
+        raise
     finally:
         progress.close()
     print(batch_summary(summary))
@@ -246,8 +375,15 @@ def serve(args) -> ExitStatus:
     except ImportError as problem:
         raise MissingDependencyError(
             f"the web app needs its extra: pip install 'colorquant[web]' ({problem})") from None
+    if args.allowed_hosts is not None:
+        hosts = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
+    elif args.host in ("127.0.0.1", "localhost", "::1"):
+        hosts = ("localhost", "127.0.0.1", "::1")  # DNS rebinding cannot reach a local server
+    else:
+        hosts = ("*",)
     app = create_app(WebSettings(max_upload_bytes=args.max_upload_mb * 1024 * 1024,
-                                 max_pixels=args.max_pixels))
+                                 max_pixels=args.max_pixels, allowed_hosts=hosts,
+                                 min_upload_rate=args.min_upload_rate * 1024))
     print(f"colorquant: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return ExitStatus.OK

@@ -77,8 +77,8 @@ def _add_compress_options(parser) -> None:
 
     _add_common(parser, colors_help="number of colours, 2-256 (default 16)")
     parser.add_argument("-m", "--method", choices=list(METHODS), default="kmeans")
-    parser.add_argument("--format", choices=FORMATS, default="png",
-                        help="output format (default png: a palette PNG)")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="output format (default: from --output's suffix, else png, a palette PNG)")
     parser.add_argument("--skip-if-larger", action="store_true",
                         help="write nothing when the output is not smaller (exit 98)")
     parser.add_argument("--metrics", type=metric_names, default=(), metavar="NAMES",
@@ -122,7 +122,7 @@ def settings_from_args(args, *, method: str | None = None, metrics=()):
             n_colors=args.colors, method=method, random_state=args.seed, color_space=args.color_space,
             dither=args.dither, min_colors=getattr(args, "min_colors", None) or MIN_COLORS,
             quality=getattr(args, "quality", None), max_pixels=args.max_pixels,
-            format=getattr(args, "format", "png"), skip_if_larger=getattr(args, "skip_if_larger", False),
+            format=getattr(args, "format", None) or "png", skip_if_larger=getattr(args, "skip_if_larger", False),
             metrics=tuple(metrics) + tuple(getattr(args, "metrics", ())), speed=args.speed,
             **keywords, **options)
     except InvalidParameterError as error:  # say it in the command line's own words
@@ -163,14 +163,18 @@ def build_parser() -> Parser:
 
     compress = commands.add_parser("compress", help="quantize images and write palette files",
                                    description="Quantize images and write palette files.")
-    compress.add_argument("inputs", nargs="+", metavar="INPUT")
+    compress.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help="image files; - reads one image from standard input (written to "
+                               "standard output unless -o or --output says otherwise)")
     where = compress.add_mutually_exclusive_group()
-    where.add_argument("-o", "--output-dir", metavar="DIR", help="write outputs into DIR")
-    where.add_argument("--output", metavar="FILE", help="output file (one input only)")
+    where.add_argument("-o", "--output-dir", metavar="DIR", help="write outputs into DIR (created if missing)")
+    where.add_argument("--output", metavar="FILE", help="output file (one input only); - is standard "
+                                                        "output; its suffix sets the format")
     compress.add_argument("--force", action="store_true", help="replace existing outputs")
-    compress.add_argument("--json", action="store_true", help="one JSON record per input on stdout")
+    compress.add_argument("--json", action="store_true", help="one JSON record per input on stdout "
+                                                              "(stderr when the image goes to stdout)")
     compress.add_argument("--jobs", type=int_in(1, None, "--jobs"), default=None, metavar="N",
-                          help="parallel processes (default: one per core, at most one per input)")
+                          help="parallel processes (default and most: one per core; at most one per input)")
     compress.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     _add_compress_options(compress)
 
@@ -239,6 +243,12 @@ def build_parser() -> Parser:
                        help="largest upload in MB (default 25)")
     serve.add_argument("--max-pixels", type=int_in(1, None, "--max-pixels"), default=40_000_000,
                        help="largest image in pixels (default 40M)")
+    serve.add_argument("--allowed-hosts", default=None, metavar="NAMES",
+                       help="Host header names to answer, comma-separated, or * for any (default: "
+                            "localhost, 127.0.0.1 and ::1 when --host is a loopback address, else *)")
+    serve.add_argument("--min-upload-rate", type=int_in(1, None, "--min-upload-rate"), default=16,
+                       metavar="KB_S", help="cut off uploads slower than this many KB/s after "
+                                            "the first 10 s (408; default 16)")
 
     demo = commands.add_parser("demo", help="run every method on a photo shipped with scikit-image",
                                description="Compress a scikit-image sample photo with every method.")

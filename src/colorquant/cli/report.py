@@ -118,6 +118,7 @@ class BatchProgress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _saved(bytes_in: int, bytes_out: int) -> str:
@@ -164,5 +165,6 @@ def status_report(summary: dict) -> str:
     if summary["gone"]:
         lines.append(f"{'gone':<10}{summary['gone']} inputs no longer there (their outputs kept)")
     lines.append(f"bytes {_saved(summary['bytes_in'], summary['bytes_out'])}; mean PSNR {psnr}")
-    lines += [f"failed: {relpath}: {reason}" for relpath, reason in summary["failures"]]
+    lines += [f"failed: {reason if reason.startswith(relpath + ': ') else f'{relpath}: {reason}'}"
+              for relpath, reason in summary["failures"]]
     return "\n".join(lines)
