@@ -161,3 +161,52 @@ def test_read_refuses_corrupt_image_data(coffee):
     data[start + 100 : start + 400] = zlib.compress(b"garbage")[:300].ljust(300, b"\0")
     with pytest.raises(ImageReadError):
         read_image(bytes(data))
+
+
+def _keyed_png(bit_depth: int, color_type: int, *, orientation: int | None = None) -> tuple[bytes, np.ndarray]:
+    """A 6x4 greyscale (type 0) or truecolour (type 2) PNG with a tRNS colour key, and the
+    mask of the pixels the key makes transparent."""
+    from .conftest import png_chunk
+
+    height, width = 4, 6
+    top = (1 << bit_depth) - 1
+    y, x = np.mgrid[0:height, 0:width]
+    if color_type == 0:
+        samples = (x + y) % (top + 1)
+        key, mask = struct.pack(">H", 1), samples == 1
+        if bit_depth < 8:
+            rows = [np.packbits(np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bit_depth:].ravel()).tobytes()
+                    for row in samples]
+        else:
+            rows = [row.astype(">u2" if bit_depth == 16 else np.uint8).tobytes() for row in samples]
+    else:
+        samples = np.stack([x * 40, y * 60, (x + y) * 20], axis=2) * (257 if bit_depth == 16 else 1)
+        key_colour = samples[1, 2]
+        key = struct.pack(">HHH", *key_colour)
+        mask = (samples == key_colour).all(axis=2)
+        rows = [row.astype(">u2" if bit_depth == 16 else np.uint8).tobytes() for row in samples]
+    chunks = [png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)),
+              png_chunk(b"tRNS", key)]
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        chunks.append(png_chunk(b"eXIf", exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif") else exif.tobytes()))
+    chunks.append(png_chunk(b"IDAT", zlib.compress(b"".join(b"\0" + row for row in rows))))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + png_chunk(b"IEND", b""), mask
+
+
+@pytest.mark.parametrize("bit_depth, color_type", [(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2)])
+def test_a_png_colour_key_makes_its_pixels_transparent_at_every_depth(bit_depth, color_type):
+    data, mask = _keyed_png(bit_depth, color_type)
+    pixels = read_image(data).pixels
+    assert pixels.shape[2] == 4
+    assert np.array_equal(pixels[:, :, 3] == 0, mask) and (pixels[:, :, 3][~mask] == 255).all()
+    result = cq.quantize(data, n_colors=4)
+    assert np.array_equal(result.to_array()[:, :, 3] == 0, mask)  # kept through to the output
+
+
+def test_a_colour_key_follows_the_exif_orientation():
+    data, mask = _keyed_png(16, 0, orientation=6)
+    pixels = read_image(data).pixels
+    assert pixels.shape[:2] == (6, 4)
+    assert np.array_equal(pixels[:, :, 3] == 0, np.rot90(mask, -1))

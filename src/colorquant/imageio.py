@@ -154,6 +154,10 @@ def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes) -> Loaded
                 _guarded(image.load, name, max_pixels, "corrupt or truncated image")
                 pixels, normalise_notes = _guarded(
                     lambda: _normalise(image, name), name, max_pixels, "cannot convert image")
+                if image.format == "PNG":
+                    key_mask = _png_colour_key_mask(data, _orientation(image))
+                    if key_mask is not None:
+                        pixels = _with_key_transparency(pixels, key_mask)
                 return LoadedImage(pixels=pixels, source=name, path=path, n_bytes=n_bytes,
                                    format=image.format, warnings=tuple(notes + normalise_notes))
             finally:
@@ -175,6 +179,63 @@ def _decode_png(data: bytes, name: str) -> np.ndarray:
     except Exception as error:  # noqa: BLE001 - decoder boundary, see _decode
         reason = str(error).replace("pyspng: could not decode image: ", "").strip() or type(error).__name__
         raise ImageReadError(f"{name}: corrupt or truncated image ({reason})") from None
+
+
+def _png_chunk_payload(data: bytes, kind: bytes) -> bytes | None:
+    """The payload of the first ``kind`` chunk before the image data (None if absent)."""
+    offset = 8
+    while offset + 8 <= len(data):
+        length, found = int.from_bytes(data[offset:offset + 4], "big"), data[offset + 4:offset + 8]
+        if found == kind:
+            return data[offset + 8:offset + 8 + length]
+        if found in (b"IDAT", b"IEND"):
+            return None
+        offset += 12 + length
+    return None
+
+
+def _png_colour_key_mask(data: bytes, orientation: int) -> np.ndarray | None:
+    """Where a greyscale or truecolour PNG's ``tRNS`` colour key matches, as a boolean mask in
+    display orientation; None without a key. Pillow drops the key for 16-bit and for 2- and
+    4-bit greyscale, so it is matched here on the samples at the file's own depth (libspng
+    decodes them: 16-bit as they are, 1-4-bit scaled by 255/(2^bits-1), exactly)."""
+    import pyspng
+
+    bit_depth, color_type = data[24], data[25]
+    key = _png_chunk_payload(data, b"tRNS") if color_type in (0, 2) else None
+    if key is None or len(key) != (2 if color_type == 0 else 6):
+        return None
+    values = np.frombuffer(key, dtype=">u2").astype(np.int64) & ((1 << bit_depth) - 1)
+    if bit_depth < 8:
+        values = values * 255 // ((1 << bit_depth) - 1)
+    samples = pyspng.load(data)  # the file's own layout; 16-bit greyscale comes as LA16
+    samples = samples[:, :, :3 if color_type == 2 else 1] if samples.ndim == 3 else samples[:, :, None]
+    mask = (samples == values.astype(samples.dtype)).all(axis=2)
+    transpose = _EXIF_TRANSPOSES.get(orientation)
+    if transpose is not None:
+        mask = np.asarray(Image.fromarray(mask).transpose(transpose))
+    return mask if mask.any() else None
+
+
+_EXIF_TRANSPOSES = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                    8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - as in _normalise: a broken EXIF block is ignored
+        return 1
+
+
+def _with_key_transparency(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RGBA pixels, fully transparent where ``mask`` holds and opaque elsewhere."""
+    rgba = np.empty(pixels.shape[:2] + (4,), dtype=np.uint8)
+    rgba[:, :, :3] = pixels[:, :, :3]
+    rgba[:, :, 3] = np.where(mask, 0, 255)
+    return rgba
 
 
 def _plain_png(image: Image.Image, data: bytes) -> bool:
