@@ -162,3 +162,54 @@ def test_too_many_in_flight_is_503():
         assert "busy" in response.json()["error"]
         app.state.slots.in_use = 0
         assert busy_client.get("/api/health").status_code == 200
+
+
+def test_every_response_carries_the_security_headers(client):
+    for response in (client.get("/"), client.get("/api/health"), client.get("/nowhere"),
+                     client.post("/api/compress", files=upload(b"not an image"))):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy
+        assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    assert "style-src 'self';" in client.get("/").headers["content-security-policy"]
+
+
+def test_page_has_no_inline_script_or_style(client):
+    import re
+
+    page = client.get("/").text
+    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/static/zip.js">', '<script src="/static/app.js">']
+    assert "<style" not in page and " style=" not in page
+    assert re.search(r"\son[a-z]+\s*=", page) is None  # no inline event handlers
+    assert client.get("/static/favicon.svg").status_code == 200
+
+
+def test_api_docs_work_offline(client):
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "http://" not in docs.text and "https://" not in docs.text
+    assert "<script>" not in docs.text  # no inline script: the policy holds on the docs too
+    for asset in ("/static/docs/swagger-ui-bundle.js", "/static/docs/swagger-ui.css", "/static/docs.js"):
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.content) > 50, asset
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize("method, path, status", [("GET", "/nowhere", 404), ("DELETE", "/api/health", 405),
+                                                  ("GET", "/api/compress", 405), ("GET", "/static/nothing.js", 404)])
+def test_http_errors_have_the_documented_shape(client, method, path, status):
+    response = client.request(method, path)
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == {"error", "status"} and body["status"] == status and path in body["error"]
+
+
+def test_only_allowed_host_names_are_answered():
+    app = create_app(WebSettings(allowed_hosts=("localhost", "127.0.0.1", "::1")))
+    with TestClient(app) as local:
+        refused = local.get("/api/health", headers={"host": "evil.example:8000"})
+        assert refused.status_code == 400 and refused.json()["status"] == 400
+        assert "host name" in refused.json()["error"]
+        for host in ("localhost:8000", "127.0.0.1", "[::1]:8000", "LOCALHOST"):
+            assert local.get("/api/health", headers={"host": host}).status_code == 200, host

@@ -1,12 +1,15 @@
 """FastAPI application: the page, ``POST /api/compress`` (PNG or JSON), ``POST /api/compare``,
-``GET /api/methods`` and ``GET /api/health``.
+``GET /api/methods``, ``GET /api/settings`` and ``GET /api/health``.
 
 Uploads are processed in memory; a client's file name never becomes a path. The form is read
 into :class:`~colorquant.settings.Settings` by :mod:`.form`, from the same registries as the
 command line, so a registered method or figure is offered here without touching this file.
-Limits: the body size is enforced while it streams in (413), the pixel count from the image
-header (413), images in progress (503 with Retry-After). Every response carries
-``X-Content-Type-Options: nosniff``; every error has a JSON body ``{"error": ..., "status": ...}``.
+Limits: the body size and a minimum upload rate are enforced while the body streams in (413,
+408), the pixel count from the image header (413), images in progress (503 with Retry-After;
+a slot is taken only once the body is in). Host names outside ``allowed_hosts`` get 400.
+Every response carries nosniff, ``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer``
+and a Content-Security-Policy without inline script; every error, 404 and 405 included, has
+a JSON body ``{"error": ..., "status": ...}``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import (ColorquantError, ImageReadError, ImageTooLargeError, InvalidParameterError,
@@ -36,9 +40,26 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class WebSettings:
+    """The server's limits.
+
+    min_upload_rate, upload_grace_seconds : an upload must arrive at ``min_upload_rate``
+        bytes per second on average, counted after ``upload_grace_seconds`` (so a slow start
+        or a pause is forgiven); slower ones are cut off with 408 and hold nothing meanwhile
+        but their connection (a processing slot is taken only once the body is in)
+    allowed_hosts : Host header names accepted (``*``: any); others get 400, which stops
+        DNS-rebinding pages from reaching a server on 127.0.0.1
+    batch_max_files, batch_max_bytes : how many images, and how many bytes in all, the page
+        takes in one batch (each image is its own request, within the limits above)
+    """
+
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_in_flight: int = 2
+    batch_max_files: int = 100
+    batch_max_bytes: int = 200 * 1024 * 1024
+    min_upload_rate: int = 16 * 1024
+    upload_grace_seconds: float = 10.0
+    allowed_hosts: tuple = ("*",)
 
 
 def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -57,60 +78,105 @@ def failure(error: ColorquantError) -> JSONResponse:
     return error_response(500, message)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
 
 
-class LimitsMiddleware:
-    """ASGI middleware: the body size while it streams in, and nosniff on every response."""
+# The page and its script come from this server only: no inline script, no framing, no
+# referrer. The API docs (Swagger UI) set inline styles, so they alone may have them.
+_PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+                "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                "frame-ancestors 'none'")
+_DOCS_POLICY = _PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                     (b"referrer-policy", b"no-referrer"))
+
+
+class GuardMiddleware:
+    """ASGI middleware in front of everything: the Host header, the body's size and rate
+    while it streams in, and the security headers on every response."""
 
     def __init__(self, app, settings: WebSettings):
         self.app, self.settings = app, settings
+        hosts = {host.lower() for host in settings.allowed_hosts}
+        self.any_host = "*" in hosts
+        self.hosts = hosts
+
+    def _host_allowed(self, scope) -> bool:
+        if self.any_host:
+            return True
+        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host  # strip the port
+        return name in self.hosts or name.strip("[]") in self.hosts
 
     async def __call__(self, scope, receive, send):
+        import asyncio
+
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        policy = (_DOCS_POLICY if scope["path"].startswith(("/docs", "/static/docs")) else _PAGE_POLICY).encode()
 
-        async def send_nosniff(message):
+        async def send_guarded(message):
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"]
-                message = {**message, "headers": headers + [(b"x-content-type-options", b"nosniff")]}
+                ours = {name for name, _ in _SECURITY_HEADERS} | {b"content-security-policy"}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                headers += [*_SECURITY_HEADERS, (b"content-security-policy", policy)]
+                message = {**message, "headers": headers}
             await send(message)
 
+        if not self._host_allowed(scope):
+            return await error_response(400, "this server does not answer to that host name "
+                                             "(see colorquant serve --allowed-hosts)")(scope, receive, send_guarded)
         if scope["method"] != "POST":
-            return await self.app(scope, receive, send_nosniff)
-        limit = self.settings.max_upload_bytes
+            return await self.app(scope, receive, send_guarded)
+        settings = self.settings
+        limit = settings.max_upload_bytes
         too_large = f"upload is larger than the limit of {limit:,} bytes"
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await error_response(413, too_large)(scope, receive, send_nosniff)
+            return await error_response(413, too_large)(scope, receive, send_guarded)
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
         received = 0
-        exceeded = started = False
+        refused = None
+        started = body_done = False
 
-        async def counting_receive():
-            nonlocal received, exceeded
-            message = await receive()
+        async def guarded_receive():
+            nonlocal received, refused, body_done
+            if body_done:
+                return await receive()
+            # the body must keep up with the minimum rate, counted after the grace period
+            deadline = opened + settings.upload_grace_seconds + received / settings.min_upload_rate
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                refused = _BodyRefused(408, f"upload too slow: under {settings.min_upload_rate:,} "
+                                            "bytes per second; try again on a faster connection")
+                raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
-                    exceeded = True
-                    raise _BodyTooLarge()
+                    refused = _BodyRefused(413, too_large)
+                    raise refused
             return message
 
         async def tracking_send(message):
             nonlocal started
-            if exceeded:
+            if refused is not None:
                 return  # the app's answer to a cut-off body: ours wins
             if message["type"] == "http.response.start":
                 started = True
-            await send_nosniff(message)
+            await send_guarded(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+            await self.app(scope, guarded_receive, tracking_send)
+        except _BodyRefused:
             pass
-        if exceeded and not started:
-            await error_response(413, too_large)(scope, receive, send_nosniff)
+        if refused is not None and not started:
+            headers = {"Connection": "close"}
+            await error_response(refused.status, refused.message, headers)(scope, receive, send_guarded)
 
 
 class Slots:
@@ -254,6 +320,18 @@ def methods():
     return [spec.as_json() for spec in METHODS.values()]
 
 
+def settings_route(request: Request):
+    """The form's fields with their bounds and defaults, and this server's limits: what the
+    page builds its controls and its batch checks from."""
+    from .form import settings_list
+
+    limits = request.app.state.settings
+    return {"fields": settings_list(),
+            "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
+                       "max_in_flight": limits.max_in_flight, "batch_max_files": limits.batch_max_files,
+                       "batch_max_bytes": limits.batch_max_bytes}}
+
+
 def health():
     return {"status": "ok", "version": __version__}
 
@@ -268,21 +346,45 @@ async def validation_error(request: Request, error: RequestValidationError):
     return error_response(422, problems)
 
 
+async def http_error(request: Request, error: HTTPException):
+    """404, 405 and the like in the documented shape, not FastAPI's ``{"detail": ...}``."""
+    messages = {404: f"not found: {request.url.path}",
+                405: f"{request.method} is not allowed on {request.url.path}"}
+    message = messages.get(error.status_code, str(error.detail))
+    return error_response(error.status_code, message, getattr(error, "headers", None))
+
+
+def docs_page():
+    """Swagger UI from files installed with the web extra (fastapi-offline's copy): the API
+    docs work without a network, and without inline script."""
+    return FileResponse(STATIC / "docs.html", media_type="text/html")
+
+
+def _swagger_files() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("fastapi_offline") / "static"))
+
+
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     """The application; ``settings`` sets the limits."""
-    app = FastAPI(title="colorquant", version=__version__,
+    app = FastAPI(title="colorquant", version=__version__, docs_url=None, redoc_url=None,
                   description="Smaller images through palettes learned by clustering.")
     app.state.settings = settings or WebSettings()
     app.state.slots = Slots(app.state.settings.max_in_flight)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
+    app.mount("/static/docs", StaticFiles(directory=_swagger_files()), name="docs")  # before /static
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/api/health", health, methods=["GET"])
     app.add_api_route("/api/methods", methods, methods=["GET"])
+    app.add_api_route("/api/settings", settings_route, methods=["GET"])
     schema = {"requestBody": form_schema()}
     app.add_api_route("/api/compress", compress_png, methods=["POST"], response_class=Response,
                       responses={200: {"content": {"image/png": {}}}}, openapi_extra=schema)
     app.add_api_route("/api/compress/json", compress_json, methods=["POST"], openapi_extra=schema)
     app.add_api_route("/api/compare", compare, methods=["POST"], openapi_extra=schema)
-    app.add_middleware(LimitsMiddleware, settings=app.state.settings)
+    app.add_middleware(GuardMiddleware, settings=app.state.settings)
     return app

@@ -15,7 +15,7 @@ from ..errors import InvalidParameterError
 from ..effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..settings import COLOR_SPACES, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS
 
-__all__ = ["FormError", "Upload", "read_upload", "form_schema"]
+__all__ = ["FormError", "Upload", "read_upload", "form_schema", "settings_list"]
 
 
 class FormError(Exception):
@@ -46,11 +46,29 @@ def _fields() -> dict:
     for name, metric in METRICS.items():
         if metric.target_bounds is not None:
             relation = "at least" if metric.higher_is_better else "at most"
-            fields[f"target_{name}"] = ("number", f"fewest colours with {metric.title} {relation} this", {})
+            low, high, _ = metric.target_bounds
+            fields[f"target_{name}"] = ("number", f"fewest colours with {metric.title} {relation} this",
+                                        {"minimum": low, "maximum": high, "title": metric.title,
+                                         "unit": metric.unit or ""})
     for option, methods in options_for_flag().values():
         fields[option.name] = ("string", f"{option.help} (methods: {', '.join(methods)})",
                                {"enum": list(option.choices)})
     return fields
+
+
+def settings_list() -> list[dict]:
+    """Every form field but ``file`` with its JSON schema, for ``GET /api/settings``: the page
+    builds its controls (speed, the targets...) from it."""
+    from ..effort import DEFAULT_SPEED
+
+    defaults = {"speed": DEFAULT_SPEED, "seed": 0, "dither": 0, "colors": 16}
+    listed = []
+    for name, (kind, description, extra) in _fields().items():
+        entry = {"name": name, "type": kind, "description": description, **extra}
+        if name in defaults:
+            entry.setdefault("default", defaults[name])
+        listed.append(entry)
+    return listed
 
 
 def form_schema() -> dict:
@@ -58,7 +76,8 @@ def form_schema() -> dict:
     properties = {"file": {"type": "string", "format": "binary",
                            "description": "the image: PNG, JPEG, WebP, GIF, BMP or TIFF"}}
     for name, (kind, description, extra) in _fields().items():
-        properties[name] = {"type": kind, "description": description, **extra}
+        properties[name] = {"type": kind, "description": description,
+                            **{key: value for key, value in extra.items() if key != "unit"}}
     return {"required": True, "content": {"multipart/form-data": {
         "schema": {"type": "object", "required": ["file"], "properties": properties}}}}
 
