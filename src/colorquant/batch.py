@@ -46,7 +46,8 @@ from .settings import Settings
 from .runners import dask_client, run_tasks
 from .storage import FolderLock, content_hash, file_hash, not_regular_reason, read_regular_file, remove_temporaries, write_atomic
 
-__all__ = ["BatchTask", "BatchSummary", "run_batch", "run_task", "settings_hash", "LOCK_NAME"]
+__all__ = ["BatchTask", "BatchSummary", "run_batch", "run_task", "problem_outcome", "record_results", "settings_hash",
+           "LOCK_NAME"]
 
 LOCK_NAME = ".colorquant.lock"
 
@@ -156,17 +157,23 @@ def run_task(task: BatchTask) -> Outcome:
         outcome = outcome_of(task.relpath, compressed, output=relative, seconds=0.0)
         return outcome.with_changes(output_hash=new_hash, output_mtime_ns=output_mtime,
                                     seconds=time.perf_counter() - started, **identity)
-    except (OutputNotSmallerError, QualityTooLowError) as error:
-        return Outcome.from_error(task.relpath, SKIPPED, error, method=task.settings.method,
-                                  seconds=time.perf_counter() - started, **identity).with_changes(exception=None)
-    except ColorquantError as error:
-        return Outcome.from_error(task.relpath, FAILED, error, method=task.settings.method,
-                                  seconds=time.perf_counter() - started, **identity).with_changes(exception=None)
-    except Exception as error:  # noqa: BLE001 - a bug: that file fails, the batch goes on
-        return Outcome(task.relpath, FAILED, method=task.settings.method,
-                       error=f"{task.relpath}: internal error: {type(error).__name__}: {error} "
-                             "(please report it)",
-                       error_kind=type(error).__name__, seconds=time.perf_counter() - started, **identity)
+    except Exception as error:  # noqa: BLE001 - judged in problem_outcome: one file never stops the batch
+        return problem_outcome(task.relpath, task.settings.method, error, started, identity)
+
+
+def problem_outcome(relpath: str, method: str, error: Exception, started: float, identity: dict) -> Outcome:
+    """The outcome of an input whose work raised ``error`` in a worker: skipped (not smaller,
+    target missed), failed (a problem with the file), or failed as a bug, which is said so."""
+    seconds = time.perf_counter() - started
+    if isinstance(error, (OutputNotSmallerError, QualityTooLowError)):
+        return Outcome.from_error(relpath, SKIPPED, error, method=method, seconds=seconds,
+                                  **identity).with_changes(exception=None)
+    if isinstance(error, ColorquantError):
+        return Outcome.from_error(relpath, FAILED, error, method=method, seconds=seconds,
+                                  **identity).with_changes(exception=None)
+    return Outcome(relpath, FAILED, method=method,
+                   error=f"{relpath}: internal error: {type(error).__name__}: {error} (please report it)",
+                   error_kind=type(error).__name__, seconds=seconds, **identity)
 
 
 def place_output(task: BatchTask, relative: str, encoded: bytes, new_hash: str) -> int:
@@ -321,20 +328,30 @@ def run_batch(
             summary.add(outcome)
             emit("result", outcome)
 
-        stems = {task.relpath: task.output_stem for task in tasks}
-        for outcome in run_tasks(run_task, tasks, settings, jobs=jobs, client=client,
-                                 preload="colorquant.batch"):
-            stored = known.get(outcome.input)
-            if outcome.status == DONE:
-                if stored is not None and stored.outcome.output and stored.outcome.output != outcome.output:
-                    _remove_owned(output_dir, stored.outcome)
-            else:
-                outcome = _keeping(outcome, stored, output_dir, manifest)
-                summary.kept += outcome.output is not None
-            manifest.record(outcome, settings_hash=wanted_hash, output_stem=stems[outcome.input])
-            summary.add(outcome)
-            emit("result", outcome)
+        results = run_tasks(run_task, tasks, settings, jobs=jobs, client=client, preload="colorquant.batch")
+        record_results(results, tasks, known, manifest, summary, emit, wanted_hash,
+                       remove_owned=lambda owned: _remove_owned(output_dir, owned),
+                       keeping=lambda outcome, stored: _keeping(outcome, stored, output_dir, manifest))
     return summary
+
+
+def record_results(results, tasks, known: dict, manifest: Manifest, summary: BatchSummary, emit,
+                   wanted_hash: str, *, remove_owned, keeping) -> None:
+    """Record each outcome as it comes (in this process only): a done input whose output got
+    a new name removes its old output (``remove_owned``); one that failed or was skipped keeps
+    its earlier output if still there (``keeping``)."""
+    stems = {task.relpath: task.output_stem for task in tasks}
+    for outcome in results:
+        stored = known.get(outcome.input)
+        if outcome.status == DONE:
+            if stored is not None and stored.outcome.output and stored.outcome.output != outcome.output:
+                remove_owned(stored.outcome)
+        else:
+            outcome = keeping(outcome, stored)
+            summary.kept += outcome.output is not None
+        manifest.record(outcome, settings_hash=wanted_hash, output_stem=stems[outcome.input])
+        summary.add(outcome)
+        emit("result", outcome)
 
 
 def _keeping(outcome: Outcome, stored, output_dir: Path, manifest: Manifest) -> Outcome:

@@ -76,6 +76,10 @@ def compress(args) -> ExitStatus:
         warn("GIF keeps only fully transparent or opaque pixels")
     if reads_stdin or writes_stdout:
         return _compress_stdio(args, settings, reads_stdin=reads_stdin, writes_stdout=writes_stdout)
+    from ..objects import is_url, parse_storage_options
+
+    if any(is_url(name) for name in (*args.inputs, args.output_dir, args.output)):
+        return _compress_objects(args, settings, parse_storage_options(args.storage_options))
 
     output_dir = Path(args.output_dir) if args.output_dir else None
     _refuse_shared_outputs(args.inputs, output_dir, settings, args.output)
@@ -122,17 +126,20 @@ def _refuse_shared_outputs(inputs, output_dir, settings, output) -> None:
     if output:
         return
     first_of = {}
+    from ..objects import is_url
+
     for name in inputs:
         source = Path(name)
-        folder = output_dir if output_dir is not None else source.parent
+        folder = output_dir if output_dir is not None else (name.rsplit("/", 1)[0] if is_url(name) else source.parent)
         # With a target the colour count is not known yet: one stem is enough to clash.
-        key = (os.path.normcase(os.path.abspath(folder)), source.stem)
+        key = (str(folder).rstrip("/") if is_url(str(folder)) else os.path.normcase(os.path.abspath(folder)), source.stem)
         if key in first_of:
             shown = default_output_name(source.name, settings.method,
                                         settings.n_colors if settings.target is None else 0, settings.format)
             if settings.target is not None:
                 shown = shown.replace("-k0.", "-k<colours>.")
-            raise ImageWriteError(f"{first_of[key]} and {name} would both write {Path(folder) / shown}; "
+            where = f"{str(folder).rstrip('/')}/{shown}" if is_url(str(folder)) else Path(folder) / shown
+            raise ImageWriteError(f"{first_of[key]} and {name} would both write {where}; "
                                   "rename one, or compress them into different folders (-o)")
         first_of[key] = name
 
@@ -181,6 +188,24 @@ def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -
     return outcome_status(outcome)
 
 
+def _compress_objects(args, settings, storage_options) -> ExitStatus:
+    """compress where an input or the output is a URL: each image read and written where it
+    lives (see :mod:`colorquant.objectbatch`)."""
+    from ..objectbatch import CompressObjectTask, compress_object
+    from ..runners import run_tasks
+
+    _refuse_shared_outputs(args.inputs, args.output_dir, settings, args.output)
+    tasks = [CompressObjectTask(source=name, settings=settings, output=args.output, output_dir=args.output_dir,
+                                overwrite=args.force, storage_options=storage_options)
+             for name in args.inputs]
+    statuses = []
+    for outcome in run_tasks(compress_object, tasks, settings, jobs=args.jobs, ordered=True,
+                             preload="colorquant.objectbatch"):
+        statuses.append(outcome_status(outcome))
+        _report(outcome, args, sys.stdout)
+    return overall_status(statuses)
+
+
 def _run_compress(inputs, settings, args, output_dir):
     from functools import partial
 
@@ -204,13 +229,20 @@ def batch(args) -> ExitStatus:
         raise UsageError("batch needs -o/--output-dir OUTPUT_DIR")
     settings = settings_from_args(args)
     from ..batch import run_batch
+    from ..objects import is_url, parse_storage_options
 
     progress = BatchProgress(quiet=args.quiet)
+    common = dict(recursive=args.recursive, jobs=args.jobs, scheduler=args.scheduler,
+                  manifest_path=args.manifest, retry_failed=args.retry_failed, force=args.force,
+                  include_hidden=args.include_hidden, on_event=progress)
     try:
-        summary = run_batch(args.folder, args.output_dir, settings, recursive=args.recursive,
-                            jobs=args.jobs, scheduler=args.scheduler, manifest_path=args.manifest,
-                            retry_failed=args.retry_failed, force=args.force,
-                            include_hidden=args.include_hidden, on_event=progress)
+        if is_url(args.folder) or is_url(args.output_dir):
+            from ..objectbatch import run_object_batch
+
+            summary = run_object_batch(args.folder, args.output_dir, settings,
+                                       storage_options=parse_storage_options(args.storage_options), **common)
+        else:
+            summary = run_batch(args.folder, args.output_dir, settings, **common)
     except KeyboardInterrupt as stop:
         progress.close()
         error(f"interrupted after {progress.done} of {progress.total} inputs to do; the manifest "
@@ -236,7 +268,16 @@ def batch_status(args) -> ExitStatus:
     from ..manifest import MANIFEST_NAME, Manifest
     from ..storage import same_file, write_atomic
 
-    path = Path(args.manifest) if args.manifest else Path(args.folder) / MANIFEST_NAME
+    from ..objects import is_url
+
+    if args.manifest:
+        path = Path(args.manifest)
+    elif is_url(args.folder):
+        from ..objectbatch import default_manifest_path
+
+        path = default_manifest_path(args.folder.rstrip("/"))
+    else:
+        path = Path(args.folder) / MANIFEST_NAME
     if not path.is_file():
         raise ImageReadError(f"{path}: no manifest here (is {args.folder} a batch output folder?)")
     with Manifest(path, readonly=True) as manifest:

@@ -87,6 +87,14 @@ def _add_compress_options(parser) -> None:
     _add_targets(parser)
 
 
+def _add_storage_options(parser) -> None:
+    parser.add_argument("--storage-option", dest="storage_options", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="an option for the object store of s3://, gs://... URLs (repeatable), e.g. "
+                             "endpoint_url=http://127.0.0.1:9000; credentials come from the store's "
+                             "usual places (AWS_* variables, ~/.aws)")
+
+
 def _metrics():
     from ..metrics import METRICS
 
@@ -176,6 +184,7 @@ def build_parser() -> Parser:
     compress.add_argument("--jobs", type=int_in(1, None, "--jobs"), default=None, metavar="N",
                           help="parallel processes (default and most: one per core; at most one per input)")
     compress.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    _add_storage_options(compress)
     _add_compress_options(compress)
 
     batch = commands.add_parser(
@@ -184,8 +193,9 @@ def build_parser() -> Parser:
                     "Run it again to do only what is not done; 'batch --status OUTPUT_DIR' "
                     "summarises the manifest.")
     batch.add_argument("folder", metavar="INPUT_DIR",
-                       help="folder of images (with --status: the output folder)")
-    batch.add_argument("-o", "--output-dir", metavar="OUTPUT_DIR", help="where outputs go")
+                       help="folder of images, or a URL such as s3://bucket/photos (with --status: the "
+                            "output folder or URL)")
+    batch.add_argument("-o", "--output-dir", metavar="OUTPUT_DIR", help="where outputs go (a folder or a URL)")
     batch.add_argument("--recursive", action="store_true", help="include subfolders")
     batch.add_argument("--jobs", type=int_in(1, None, "--jobs"), default=None, metavar="N",
                        help="parallel processes or Dask workers (default: one per core)")
@@ -204,6 +214,7 @@ def build_parser() -> Parser:
                        "(an output folder) and exit")
     batch.add_argument("--csv", metavar="FILE", help="with --status: export every row as CSV")
     batch.add_argument("-q", "--quiet", action="store_true", help="print errors and the summary only")
+    _add_storage_options(batch)
     _add_compress_options(batch)
 
     compare = commands.add_parser("compare", help="figure comparing every method on one image",
