@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, smoke_help="two crops at 16 colours")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--colors", default="16,64,256")
+    parser.add_argument("--crop-photo", default="king_penguin", help="the photo of the crop figure")
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.colors.split(",")]
     paths = find_images(args.images, 2 if args.smoke else args.limit)
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
         pixels = load_rgb(path)
         if args.smoke:
             pixels = np.ascontiguousarray(pixels[:128, :192])
-        saved = scratch / f"in{index}.png"
+        saved = scratch / f"{path.stem}.png"
         Image.fromarray(pixels).save(saved)
         inputs.append((saved, pixels))
     cq.quantize(inputs[0][1][:32, :32], n_colors=4, dither=1.0)  # warm-up: imports, numba compile
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
     stem = "perceptual-smoke" if args.smoke else "perceptual"
     args.out.mkdir(parents=True, exist_ok=True)
     if pngquant:
-        crop_figure(inputs[0], min(counts), pngquant, scratch, args.out / f"{stem}-crops.png")
+        crop_photo = next((item for item in inputs if item[0].stem == args.crop_photo), inputs[0])
+        crop_figure(crop_photo, min(counts), pngquant, scratch, args.out / f"{stem}-crops.png", where="difference")
     write_results(stem, {"summary": {"machine": machine(), "images": len(inputs), "rows": summary_rows}},
                   markdown, args.out)
     print(markdown)
@@ -142,9 +144,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def crop_figure(photo, n_colors: int, pngquant: str, scratch: Path, target: Path) -> None:
+def crop_figure(photo, n_colors: int, pngquant: str, scratch: Path, target: Path, where: str = "gradient") -> None:
     """Original, pngquant --nofs, colorquant default, pngquant dithered, colorquant --dither:
-    enlarged crops of the photo's smoothest gradient, each titled with its SSIMULACRA2."""
+    enlarged crops of the photo's smoothest gradient (or, with ``where="difference"``, of the
+    window where the plain outputs' errors differ most), each titled with its SSIMULACRA2."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,10 +156,11 @@ def crop_figure(photo, n_colors: int, pngquant: str, scratch: Path, target: Path
     from colorquant.plots import smooth_gradient_crop
 
     path, pixels = photo
-    crop = smooth_gradient_crop(pixels, size=96)
     panels = [("original", pixels)]
     panels.append(("pngquant --nofs", pngquant_run(pngquant, path, n_colors, False, scratch / "crop-nofs.png")))
     panels.append(("colorquant", cq.quantize(pixels, n_colors=n_colors).to_array()))
+    crop = _telling_window(pixels, panels[1][1], panels[2][1], size=96) if where == "difference" else \
+        smooth_gradient_crop(pixels, size=96)
     panels.append(("pngquant (dithered)", pngquant_run(pngquant, path, n_colors, True, scratch / "crop-fs.png")))
     panels.append(("colorquant --dither", cq.quantize(pixels, n_colors=n_colors, dither=1.0).to_array()))
     figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
@@ -166,9 +170,22 @@ def crop_figure(photo, n_colors: int, pngquant: str, scratch: Path, target: Path
         ax.set_title(title + score, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.suptitle(f"{n_colors} colours: the smoothest gradient of {path.stem}, enlarged", fontsize=10)
+    what = ("the window where the two plain outputs differ most" if where == "difference"
+            else "the smoothest gradient")
+    figure.suptitle(f"{n_colors} colours: {what} of {path.stem}, enlarged", fontsize=10)
     figure.savefig(target, dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
+
+
+def _telling_window(original: np.ndarray, first: np.ndarray, second: np.ndarray, size: int):
+    """The ``size`` x ``size`` window where the mean colour error of ``first`` exceeds that of
+    ``second`` the most: where a difference between the two outputs is there to be seen."""
+    excess = (np.abs(first.astype(np.float64) - original).sum(axis=2)
+              - np.abs(second.astype(np.float64) - original).sum(axis=2))
+    table = np.pad(excess.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    top, left = np.unravel_index(np.argmax(sums), sums.shape)
+    return slice(top, top + size), slice(left, left + size)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What each --speed level costs and gives (issue 14): seconds, PSNR and bytes on CQ100.
 
     python benchmarks/speed.py                  # levels 1-11 at 16, 64 and 256 colours
+    python benchmarks/speed.py --color-space rgb --levels 1,4   # the PSNR-optimal fit
     python benchmarks/speed.py --smoke          # 2 crops, levels 1, 4, 11, 16 colours; CI
 
 For each level and colour count, over the same photos: the mean in-process seconds per
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--colors", default="16,64,256")
     parser.add_argument("--levels", default=",".join(str(level) for level in EFFORTS))
+    parser.add_argument("--color-space", default=None, help="default: colorquant's default (mixed)")
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.colors.split(",")]
     levels = [int(level) for level in args.levels.split(",")]
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
             seconds, psnrs, total = [], [], 0
             for pixels in images:
                 with Timer() as timer:
-                    result = cq.quantize(pixels, n_colors=n_colors, speed=level)
+                    result = cq.quantize(pixels, n_colors=n_colors, speed=level, color_space=args.color_space)
                     data = result.encode()
                 seconds.append(timer.seconds)
                 psnrs.append(result.metrics.psnr)
@@ -95,13 +97,13 @@ def main(argv=None) -> int:
               f"{r['bytes_vs_pngquant']:.3f}" if "bytes_vs_pngquant" in r else ""] for r in rows]
     markdown = "\n".join([
         f"Speed benchmark: {len(images)} images from {args.images.name}{' (smoke crops)' if args.smoke else ''}; "
-        f"{machine()}; kmeans, no dithering; in-process seconds per image (quantize and encode), mean PSNR, "
+        f"{machine()}; kmeans, colour space {args.color_space or 'default (mixed)'}, no dithering; in-process seconds per image (quantize and encode), mean PSNR, "
         "total bytes; pngquant --nofs on the same photos in the same run.",
         "",
         markdown_table(["speed", "colours", "seconds", "PSNR dB", "bytes", "PSNR vs pngquant", "bytes vs pngquant"],
                        table),
     ])
-    stem = "speed-smoke" if args.smoke else "speed"
+    stem = ("speed-smoke" if args.smoke else "speed") + (f"-{args.color_space}" if args.color_space else "")
     write_results(stem, {"summary": {"machine": machine(), "images": len(images), "rows": rows}}, markdown, args.out)
     print(markdown)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -48,7 +48,7 @@ def test_core_benchmark_smoke(tmp_path):
     summary = json.loads((tmp_path / "results" / "core-smoke.json").read_text())["summary"]
     assert summary["images"] == 2
     assert summary["flat_image_gmm_failures"] == []
-    assert "| colorquant kmeans |" in (tmp_path / "results" / "core-smoke.md").read_text()
+    assert "| colorquant kmeans (--color-space rgb) |" in (tmp_path / "results" / "core-smoke.md").read_text()
 
 
 @pytest.mark.parametrize("script, name", [("autok.py", "autok-smoke"), ("perceptual.py", "perceptual-smoke"),
