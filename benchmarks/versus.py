@@ -91,7 +91,7 @@ def tool_colorquant(method, speed: int = 4):
 def tool_naive(pixels, n_colors):
     from sklearn.cluster import KMeans
 
-    from colorquant.imageio import encode_image
+    from colorquant.encoding import encode_image
 
     flat = pixels.reshape(-1, 3).astype(np.float32)
     with Timer() as timer:

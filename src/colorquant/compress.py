@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from .errors import ColorquantError, OutputNotSmallerError, QualityTooLowError
-from .imageio import read_image, suffix_for
+from .encoding import suffix_for
+from .imageio import read_image
 from .memory import return_free_memory
 from .storage import check_destination, write_atomic
 from .outcome import DONE, FAILED, SKIPPED, Outcome

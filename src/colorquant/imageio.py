@@ -1,9 +1,8 @@
-"""Read any supported image into 8-bit RGB(A) pixels, and encode and write results.
+"""Read any supported image into 8-bit RGB(A) pixels.
 
-This is the only module that imports Pillow. Reading checks the format by content against an
-allow-list and the pixel count from the header before anything is decoded, turns every
-decoder failure into :class:`ImageReadError`, and normalises orientation, colour profile and
-mode. Encoding writes palette files with no metadata; ``storage`` puts them on disk.
+Reading checks the format by content against an allow-list and the pixel count from the
+header before anything is decoded, turns every decoder failure into :class:`ImageReadError`,
+and normalises orientation, colour profile and mode. Writing results is :mod:`.encoding`'s.
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ import io
 import numbers
 import os
 import re
-import struct
 import threading
-import zlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +20,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import ImageReadError, ImageTooLargeError, InvalidParameterError
-from .settings import DEFAULT_MAX_PIXELS, FORMATS
+from .settings import DEFAULT_MAX_PIXELS
 
-__all__ = [
-    "ALLOWED_FORMATS",
-    "LoadedImage",
-    "read_image",
-    "encode_image",
-    "decode_pixels",
-]
+__all__ = ["ALLOWED_FORMATS", "LoadedImage", "read_image"]
 
 # Formats opened, identified by their content (Pillow's plugin ids), never by file name.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-_SUFFIXES = {"png": ".png", "gif": ".gif", "webp": ".webp", "jpeg": ".jpg"}
-_MEDIA_TYPES = {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp", ".jpg": "image/jpeg"}
 
 # Pillow's own bomb threshold is a module global read inside Image.open; it is raised to our
 # limit only for the duration of one read, under a lock, so other readers are unaffected.
@@ -62,16 +51,6 @@ class LoadedImage:
     n_bytes: int | None = None
     format: str | None = None
     warnings: tuple[str, ...] = ()
-
-
-def suffix_for(format_name: str) -> str:
-    """File-name suffix of an output format."""
-    return _SUFFIXES[format_name]
-
-
-def media_type(file_name: str) -> str:
-    """Media type of an output file, from its suffix."""
-    return _MEDIA_TYPES.get(Path(file_name).suffix.lower(), "application/octet-stream")
 
 
 def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> LoadedImage:
@@ -390,147 +369,3 @@ def _pixels_from_array(array: np.ndarray) -> np.ndarray:
     if array.shape[2] == 4 and array[:, :, 3].min() == 255:
         array = array[:, :, :3]
     return np.ascontiguousarray(array)
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def palette_image(labels: np.ndarray, palette: np.ndarray) -> Image.Image:
-    """A mode "P" image of ``labels`` over ``palette`` ((k, 3) or (k, 4) uint8)."""
-    height, width = labels.shape
-    image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels).tobytes())
-    image.putpalette(np.ascontiguousarray(palette[:, :3]).tobytes(), "RGB")
-    if palette.shape[1] == 4:
-        image.info["transparency"] = bytes(palette[:, 3].tolist())
-    return image
-
-
-def encode_image(labels: np.ndarray, palette: np.ndarray, format_name: str = "png", *,
-                 deflate_level: int = 10) -> bytes:
-    """Encode a palette image: PNG at the smallest bit depth with no metadata, compressed by
-    libdeflate at ``deflate_level``; GIF; lossless WebP; or JPEG (re-expanded colours)."""
-    format_name = format_name.lower()
-    if format_name == "png":
-        return encode_png(labels, palette, deflate_level=deflate_level)
-    if format_name == "gif":
-        return _encode_gif(labels, palette)
-    rgba = palette[labels]
-    buffer = io.BytesIO()
-    if format_name == "webp":
-        # Lossless, so the written file holds exactly the quantized colours.
-        Image.fromarray(rgba).save(buffer, "WEBP", lossless=True, quality=100, method=4)
-    elif format_name == "jpeg":
-        rgb = _flatten_on_white(rgba) if rgba.shape[2] == 4 else rgba
-        Image.fromarray(rgb).save(buffer, "JPEG", quality=90, optimize=True)
-    else:
-        raise InvalidParameterError(
-            f"format must be one of {', '.join(FORMATS)}; got {format_name!r}"
-        )
-    return buffer.getvalue()
-
-
-# Below this many pixels both the smallest bit depth and 8 bits are compressed and the
-# smaller file kept: on tiny images (16x32) 8 bits can win for 16 colours.
-_TRY_BOTH_DEPTHS_BELOW = 1 << 16
-
-
-def encode_png(labels: np.ndarray, palette: np.ndarray, *, deflate_level: int = 10,
-               bit_depths: str = "both") -> bytes:
-    """A palette PNG (colour type 3) of ``labels`` over ``palette`` ((k, 3|4) uint8).
-
-    Written here rather than by Pillow: rows are unfiltered (what oxipng chose for every
-    palette image we tried) and compressed once by libdeflate, without Pillow's zlib pass and
-    a decode-and-recompress by an optimiser: at level 10 on CQ100, half the time of
-    Pillow + oxipng for the same bytes (0.1% fewer). ``bit_depths`` says how a palette that
-    fits in 1, 2 or 4 bits is written: "packed", "byte" (8 bits: photos' labels often
-    compress better unpacked) or "both" (the smaller kept; always so on small images).
-    Entries with alpha < 255 go first, so that the tRNS chunk stops at the last of them. No
-    metadata chunk is written.
-    """
-    import deflate
-
-    if palette.shape[1] == 4:
-        order = np.argsort(palette[:, 3] == 255, kind="stable")
-        position = np.empty_like(order)
-        position[order] = np.arange(len(order))
-        labels = position.astype(np.uint8)[labels]
-        palette = palette[order]
-    height, width = labels.shape
-    depth = next(d for d in (1, 2, 4, 8) if len(palette) <= 1 << d)
-    if bit_depths == "both" or labels.size < _TRY_BOTH_DEPTHS_BELOW:
-        candidates = sorted({depth, 8})
-    else:
-        candidates = [8 if bit_depths == "byte" else depth]
-    best = None
-    for bits in candidates:
-        compressed = deflate.zlib_compress(_scanlines(labels, bits), deflate_level)
-        if best is None or len(compressed) < len(best[1]):
-            best = (bits, compressed)
-    bits, compressed = best
-    chunks = [_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 3, 0, 0, 0)),
-              _png_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes())]
-    if palette.shape[1] == 4 and (palette[:, 3] < 255).any():
-        translucent = int((palette[:, 3] < 255).sum())
-        chunks.append(_png_chunk(b"tRNS", palette[:translucent, 3].tobytes()))
-    chunks += [_png_chunk(b"IDAT", compressed), _png_chunk(b"IEND", b"")]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
-
-
-def _scanlines(labels: np.ndarray, bits: int) -> np.ndarray:
-    """PNG scanlines of ``labels`` at ``bits`` per pixel, each after its filter byte (0)."""
-    height, width = labels.shape
-    per_byte = 8 // bits
-    row_bytes = -(-width // per_byte)
-    lines = np.zeros((height, 1 + row_bytes), dtype=np.uint8)
-    if bits == 8:
-        lines[:, 1:] = labels
-        return lines
-    padded = np.zeros((height, row_bytes * per_byte), dtype=np.uint8)
-    padded[:, :width] = labels
-    grouped = padded.reshape(height, row_bytes, per_byte)
-    packed = lines[:, 1:]
-    for index in range(per_byte):  # the leftmost pixel in the highest bits
-        packed |= grouped[:, :, index] << (8 - bits * (index + 1))
-    return lines
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (struct.pack(">I", len(payload)) + kind + payload
-            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-
-
-def _encode_gif(labels: np.ndarray, palette: np.ndarray) -> bytes:
-    # GIF has one fully transparent index and no partial alpha: entries under half opacity
-    # become that index, the others opaque.
-    options = {}
-    if palette.shape[1] == 4:
-        see_through = np.flatnonzero(palette[:, 3] < 128)
-        if len(see_through):
-            transparent_index = int(see_through[0])
-            remap = np.arange(len(palette), dtype=np.uint8)
-            remap[see_through] = transparent_index
-            labels = remap[labels]
-            options["transparency"] = transparent_index
-    image = palette_image(labels, palette[:, :3])
-    buffer = io.BytesIO()
-    image.save(buffer, "GIF", optimize=False, **options)
-    return buffer.getvalue()
-
-
-def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
-    alpha = rgba[:, :, 3:4].astype(np.float64) / 255.0
-    blended = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
-    return np.rint(blended).astype(np.uint8)
-
-
-def decode_pixels(data: bytes) -> np.ndarray:
-    """Pixels of an encoded file we wrote ourselves, normalised as :func:`read_image` does."""
-    return read_image(data, max_pixels=2**63 - 1).pixels
-
-
-def encode_reference_png(pixels: np.ndarray) -> bytes:
-    """The pixels as an ordinary truecolour PNG (Pillow, optimize=True): the size a user
-    would get without a palette, used as the "before" of figures."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG", optimize=True)
-    return buffer.getvalue()

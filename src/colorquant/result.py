@@ -82,7 +82,7 @@ class QuantizedImage:
 
     def to_pil(self):
         """The quantized image as a PIL image in mode "P" (with transparency if any)."""
-        from .imageio import palette_image
+        from .encoding import palette_image
 
         return palette_image(self.labels, self.palette)
 
@@ -92,14 +92,14 @@ class QuantizedImage:
         format = (format or self.settings.format).lower()
         if format == "png":
             return self._png_bytes
-        from .imageio import encode_image
+        from .encoding import encode_image
 
         return encode_image(self.labels, self.palette, format)
 
     @cached_property
     def _png_bytes(self) -> bytes:
         from .effort import effort_for
-        from .imageio import encode_png
+        from .encoding import encode_png
 
         effort = effort_for(self.settings.speed)
         big = self.labels.size > effort.big_image_pixels
@@ -132,7 +132,7 @@ class QuantizedImage:
         if format in _EXACT_FORMATS:
             output = ImagePair(self.original, labels=self.labels, palette=self.palette)
         else:
-            from .imageio import decode_pixels
+            from .encoding import decode_pixels
 
             output = _match_channels(decode_pixels(encoded), self.original.shape[2])
         names = metric_names(self.settings.metrics if metrics is None else metrics)

@@ -337,7 +337,7 @@ def compare(args) -> ExitStatus:
 def demo(args) -> ExitStatus:
     from skimage import data
 
-    from ..imageio import encode_reference_png
+    from ..encoding import encode_reference_png
     from ..storage import write_atomic
     from ..methods import METHODS
     from ..plots import comparison_figure, figure_png

@@ -285,7 +285,7 @@ async def compress_png(request: Request):
     if isinstance(records, Response):
         return records
     record = records[0]
-    from ..imageio import media_type
+    from ..encoding import media_type
 
     return Response(record["encoded"], media_type=media_type(record["filename"]), headers=_png_headers(record))
 
