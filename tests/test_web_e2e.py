@@ -223,10 +223,12 @@ def test_over_the_batch_limit_nothing_starts(browser, tmp_path, five_files):
         page.close()
 
 
-def test_phone_screen_has_no_sideways_scroll_and_the_slider_works_by_touch(live_server, browser, tmp_path, astronaut):
+@pytest.mark.parametrize("width", [390, 360])
+def test_phone_screen_has_no_sideways_scroll_and_the_slider_works_by_touch(width, live_server, browser, tmp_path,
+                                                                           astronaut):
     photo = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
-    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    context = browser.new_context(viewport={"width": width, "height": 844}, has_touch=True, is_mobile=True)
     page = context.new_page()
     page.problems = []
     page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
@@ -234,12 +236,12 @@ def test_phone_screen_has_no_sideways_scroll_and_the_slider_works_by_touch(live_
     page.wait_for_function("() => document.getElementById('limits').textContent.length > 0")
     assert no_sideways_scroll(page)
     controls = page.locator("#controls").bounding_box()
-    assert controls["width"] <= 390 and page.locator("header").bounding_box()["height"] < 160
+    assert controls["width"] <= width and page.locator("header").bounding_box()["height"] < 160
     page.set_input_files("#file", str(photo))
     page.wait_for_function("() => document.getElementById('colors-out').textContent === '16'", timeout=60_000)
     assert no_sideways_scroll(page)
     stage = page.locator("#stage").bounding_box()
-    assert stage["x"] >= 0 and stage["x"] + stage["width"] <= 390  # the image fits the screen
+    assert stage["x"] >= 0 and stage["x"] + stage["width"] <= width  # the image fits the screen
     page.locator("#stage").scroll_into_view_if_needed()
     stage = page.locator("#stage").bounding_box()
     page.touchscreen.tap(stage["x"] + stage["width"] * 0.8, stage["y"] + stage["height"] / 2)

@@ -116,7 +116,7 @@ def _panel_title(title: str, measured) -> str:
         metric = METRICS[name]
         if math.isinf(value):
             return f"{metric.title} inf"
-        digits = 3 if not metric.unit and abs(value) <= 1 else 2
+        digits = 3 if metric.target_bounds is not None and metric.target_bounds[1] <= 1 else 2  # SSIM's 0-1 scale
         return f"{metric.title} {value:.{digits}f}" + (f" {metric.unit}" if metric.unit else "")
 
     shown = {name: value for name, value in measured.values.items() if name != "mse"}

@@ -32,7 +32,9 @@ def figure_text(name: str, value, *, bare: bool = False) -> str:
         return "n/a"
     if math.isinf(value):
         return "inf" if bare else "inf (lossless)"
-    digits = 4 if metric.unit == "" and abs(value) <= 1 else 2
+    # four decimals for figures on a 0-1 scale (SSIM), two for the rest
+    unit_scale = metric.target_bounds is not None and metric.target_bounds[1] <= 1
+    digits = 4 if unit_scale or (metric.unit == "" and metric.target_bounds is None and abs(value) <= 1) else 2
     unit = f" {metric.unit}" if metric.unit and not bare else ""
     return f"{value:.{digits}f}{unit}"
 
