@@ -115,7 +115,11 @@ def _start(tmp_path, coffee, *argv):
     inputs = photos(tmp_path / "in", coffee, 12)
     command = [*COMMAND, *argv[:1], *(map(str, inputs) if argv[0] == "compress" else [str(tmp_path / "in")]),
                *map(str, argv[1:]), "-o", str(tmp_path / "out"), "-k", "256", "--speed", "1", "--jobs", "2", "-q"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # As from a terminal: SIGINT at its default, whatever this test runner inherited (a shell
+    # starts background jobs with SIGINT ignored, and an ignored signal stays ignored in
+    # every program it starts: colorquant rightly leaves it so).
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         outputs = [p for p in (tmp_path / "out").glob("*.png")] if (tmp_path / "out").is_dir() else []
