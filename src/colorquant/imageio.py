@@ -134,7 +134,7 @@ def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes) -> Loaded
                 pixels, normalise_notes = _guarded(
                     lambda: _normalise(image, name), name, max_pixels, "cannot convert image")
                 if image.format == "PNG":
-                    key_mask = _png_colour_key_mask(data, _orientation(image))
+                    key_mask = _png_colour_key_mask(data, image)
                     if key_mask is not None:
                         pixels = _with_key_transparency(pixels, key_mask)
                 return LoadedImage(pixels=pixels, source=name, path=path, n_bytes=n_bytes,
@@ -173,7 +173,7 @@ def _png_chunk_payload(data: bytes, kind: bytes) -> bytes | None:
     return None
 
 
-def _png_colour_key_mask(data: bytes, orientation: int) -> np.ndarray | None:
+def _png_colour_key_mask(data: bytes, image: Image.Image) -> np.ndarray | None:
     """Where a greyscale or truecolour PNG's ``tRNS`` colour key matches, as a boolean mask in
     display orientation; None without a key. Pillow drops the key for 16-bit and for 2- and
     4-bit greyscale, so it is matched here on the samples at the file's own depth (libspng
@@ -190,7 +190,7 @@ def _png_colour_key_mask(data: bytes, orientation: int) -> np.ndarray | None:
     samples = pyspng.load(data)  # the file's own layout; 16-bit greyscale comes as LA16
     samples = samples[:, :, :3 if color_type == 2 else 1] if samples.ndim == 3 else samples[:, :, None]
     mask = (samples == values.astype(samples.dtype)).all(axis=2)
-    transpose = _EXIF_TRANSPOSES.get(orientation)
+    transpose = _EXIF_TRANSPOSES.get(_orientation(image))
     if transpose is not None:
         mask = np.asarray(Image.fromarray(mask).transpose(transpose))
     return mask if mask.any() else None

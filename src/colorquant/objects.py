@@ -174,31 +174,31 @@ class ObjectFolder:
             raise cloud_error(error, self.url_of(relpath), reading=True, options=self.options) from None
 
     def read(self, relpath: str, *, listed: bool = True) -> bytes:
-        """The object's bytes; a missing one is an ImageReadError saying so."""
-        fs = self.filesystem()
+        """The object's bytes; a missing one is an ImageReadError saying so (and, when it was
+        ``listed``, that it went after the listing)."""
+        data = self.read_if_exists(relpath)
+        if data is None:
+            raise ImageReadError(f"{self.url_of(relpath)}: no such object"
+                                 + (" (deleted since it was listed)" if listed else ""))
+        return data
+
+    def read_if_exists(self, relpath: str) -> bytes | None:
+        """The object's bytes, or None if there is no such object."""
         if self.is_local:
             from .storage import read_regular_file
 
-            return read_regular_file(self._path(relpath))[0]
+            path = self._path(relpath)
+            return read_regular_file(path)[0] if os.path.lexists(path) else None
+        fs = self.filesystem()
         try:
             return _with_retries(lambda: fs.cat_file(self._path(relpath)))
         except FileNotFoundError:
-            raise ImageReadError(f"{self.url_of(relpath)}: no such object"
-                                 + (" (deleted since it was listed)" if listed else "")) from None
-        except Exception as error:  # noqa: BLE001
+            return None
+        except Exception as error:  # noqa: BLE001 - the store's errors, each made one line
             raise cloud_error(error, self.url_of(relpath), reading=True, options=self.options) from None
 
-    def read_if_exists(self, relpath: str) -> bytes | None:
-        try:
-            return self.read(relpath, listed=False)
-        except ImageReadError as error:
-            if "no such" in str(error):
-                return None
-            raise
-
-    def write(self, relpath: str, data: bytes) -> ObjectInfo | None:
-        """Write ``data`` whole (one PUT, or an atomic rename on a local disk); the new
-        object's info where the store tells it."""
+    def write(self, relpath: str, data: bytes) -> None:
+        """Write ``data`` whole: one PUT, or an atomic rename on a local disk."""
         if self.is_local:
             from .storage import write_atomic
 
@@ -208,13 +208,12 @@ class ObjectFolder:
             except OSError as error:
                 raise ImageWriteError(f"{path}: cannot create its folder ({error.strerror or error})") from None
             write_atomic(data, path, overwrite=True)
-            return None
+            return
         fs = self.filesystem()
         try:
             _with_retries(lambda: fs.pipe_file(self._path(relpath), data))
         except Exception as error:  # noqa: BLE001
             raise cloud_error(error, self.url_of(relpath), reading=False, options=self.options) from None
-        return None
 
     def remove(self, relpath: str) -> None:
         fs = self.filesystem()

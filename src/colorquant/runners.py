@@ -1,8 +1,9 @@
 """Where tasks run: in this process, on a local pool of worker processes, or on a Dask
 cluster; ``compress`` and ``batch`` both run their files through :func:`run_tasks`.
 
-Workers of the local pool fork from a server process that imported the method's libraries
-once, and run single-threaded (one worker per core). Dask workers get the same tasks.
+Workers of the local pool are forked after the method's libraries were imported once (from
+this process, or from a fork server when forking it is not safe), run single-threaded (one
+worker per core), and stop with their run. Dask workers get the same tasks.
 """
 
 from __future__ import annotations

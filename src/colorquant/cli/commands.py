@@ -122,24 +122,21 @@ def _refuse_shared_outputs(inputs, output_dir, settings, output) -> None:
     refused before anything is written, naming both, with --force or without (--force
     replaces files of earlier runs, never this run's own)."""
     from ..compress import default_output_name
+    from ..objects import is_url
 
     if output:
         return
     first_of = {}
-    from ..objects import is_url
-
     for name in inputs:
-        source = Path(name)
-        folder = output_dir if output_dir is not None else (name.rsplit("/", 1)[0] if is_url(name) else source.parent)
+        folder = str(output_dir if output_dir is not None else os.path.dirname(name) or ".").rstrip("/") or "/"
         # With a target the colour count is not known yet: one stem is enough to clash.
-        key = (str(folder).rstrip("/") if is_url(str(folder)) else os.path.normcase(os.path.abspath(folder)), source.stem)
+        key = (folder if is_url(folder) else os.path.normcase(os.path.abspath(folder)), Path(name).stem)
         if key in first_of:
-            shown = default_output_name(source.name, settings.method,
+            shown = default_output_name(Path(name).name, settings.method,
                                         settings.n_colors if settings.target is None else 0, settings.format)
             if settings.target is not None:
                 shown = shown.replace("-k0.", "-k<colours>.")
-            where = f"{str(folder).rstrip('/')}/{shown}" if is_url(str(folder)) else Path(folder) / shown
-            raise ImageWriteError(f"{first_of[key]} and {name} would both write {where}; "
+            raise ImageWriteError(f"{first_of[key]} and {name} would both write {folder}/{shown}; "
                                   "rename one, or compress them into different folders (-o)")
         first_of[key] = name
 
