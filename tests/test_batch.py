@@ -513,3 +513,40 @@ def test_a_version_1_manifest_is_migrated_and_its_outputs_stay_owned(run_cli, tm
     rows = manifest_rows(output)
     assert rows["img000.png"]["attempts"] == 2 and rows["img000.png"]["status"] == "done"
     assert Image.open(output / "img000-kmeans-k16.png").size == (160, 120)
+
+
+def test_an_output_edited_in_place_at_the_same_length_is_not_taken_as_up_to_date(run_cli, tmp_path, coffee):
+    # Size alone must not vouch for an output: an edit that keeps the length (one byte
+    # flipped, as an editor's "save" of a same-size change does) is a change like any other.
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    target = output / "img002-kmeans-k16.png"
+    good = target.read_bytes()
+    edited = bytearray(good)
+    edited[len(edited) // 2] ^= 0xFF
+    target.write_bytes(bytes(edited))
+    written = manifest_rows(output)["img002.png"]["output_mtime_ns"]
+    os.utime(target, ns=(written + 2_000_000_000, written + 2_000_000_000))  # coarse clocks too
+    assert target.stat().st_size == len(good)
+    result = run_cli("batch", source, "-o", output)
+    assert result.status == 4, result
+    assert target.read_bytes() == bytes(edited)  # left as it is
+    row = manifest_rows(output)["img002.png"]
+    assert row["status"] == "failed" and "changed since" in row["error"]
+    forced = run_cli("batch", source, "-o", output, "--force")
+    assert forced.status == 0, forced
+    assert target.read_bytes() == good
+
+
+def test_batch_with_a_read_failure_and_a_write_failure_exits_4(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    (source / "img000.png").write_bytes((source / "img002.png").read_bytes()[:500])  # truncated
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "img002-kmeans-k16.png").write_bytes(b"made by hand")  # not ours: not replaced
+    result = run_cli("batch", source, "-o", output)
+    assert result.status == 4, result
+    rows = manifest_rows(output)
+    assert rows["img000.png"]["error_kind"] == "ImageReadError"
+    assert rows["img002.png"]["error_kind"] == "ImageWriteError"

@@ -259,3 +259,27 @@ def test_every_speed_gives_a_palette_png_and_its_own_bytes(run_cli, photo_png, t
 def test_metrics_option_names_its_choices(run_cli, photo_png):
     assert_one_line_error(run_cli("compress", photo_png, "--metrics", "sharpness"), 2,
                           "--metrics takes mse, psnr, ssim, ssimulacra2, ciede2000, blurred_psnr or all")
+
+
+def test_exit_statuses_rank_write_then_read_then_target_then_skip():
+    from colorquant.cli.status import ExitStatus, overall_status
+
+    order = [ExitStatus.WRITE_ERROR, ExitStatus.READ_ERROR, ExitStatus.QUALITY_TOO_LOW,
+             ExitStatus.SKIPPED_LARGER]
+    assert [int(status) for status in order] == [4, 3, 99, 98]  # README, "Exit status"
+    for index, status in enumerate(order):
+        assert overall_status(order[index:]) == status
+        assert overall_status(reversed(order[index:])) == status
+    assert overall_status([ExitStatus.READ_ERROR, ExitStatus.WRITE_ERROR]) == ExitStatus.WRITE_ERROR
+    assert overall_status([ExitStatus.OK, ExitStatus.SKIPPED_LARGER]) == ExitStatus.SKIPPED_LARGER
+    assert overall_status([ExitStatus.ERROR, ExitStatus.WRITE_ERROR]) == ExitStatus.ERROR  # a bug above all
+    assert overall_status([]) == ExitStatus.OK
+
+
+def test_compress_with_a_read_failure_and_a_write_failure_exits_4(run_cli, photo_png, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(photo_png.read_bytes()[:3000])
+    (tmp_path / "coffee-kmeans-k16.png").mkdir()  # where coffee's output must go: cannot be written
+    result = run_cli("compress", broken, photo_png)
+    assert result.status == 4, result
+    assert "broken.png" in result.err and "coffee-kmeans-k16.png" in result.err

@@ -157,3 +157,58 @@ def test_dithering_happens_in_the_space_of_the_fit(coffee, space):
     distances = ((features[:, None, :] - entries[None]) ** 2).sum(-1)
     chosen = distances[np.arange(len(features)), labels.reshape(-1)]
     assert np.allclose(chosen, distances.min(axis=1), atol=1e-6 if space == "rgb" else 1e-4)
+
+
+def _reference_floyd_steinberg(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Serpentine Floyd-Steinberg in plain Python, written from the module's documented rules
+    alone, for sRGB without a dither map at level 1: 7/16 ahead, 3/16 below-behind, 5/16
+    below, 1/16 below-ahead; 15/16 of the error passed on; a carried error whose squared
+    length is under 2 levels^2 not applied; the carried colour clamped to 10% beyond 0..255;
+    the nearest entry (lowest index on ties) searched at the carried colour rounded to whole
+    levels. float32 throughout, as the kernel computes."""
+    f32 = np.float32
+    height, width, channels = pixels.shape
+    entries = palette.astype(f32)
+    low, high = f32(-25.5), f32(280.5)
+    weights = {"ahead": f32(7 / 16), "below_behind": f32(3 / 16), "below": f32(5 / 16), "below_ahead": f32(1 / 16)}
+    error_here = np.zeros((width + 2, channels), f32)  # index x + 1: room for both edges
+    error_below = np.zeros((width + 2, channels), f32)
+    labels = np.zeros((height, width), np.uint8)
+    for y in range(height):
+        forward = y % 2 == 0
+        step = 1 if forward else -1
+        for x in (range(width) if forward else range(width - 1, -1, -1)):
+            carried = error_here[x + 1] * f32(15 / 16)
+            applied = carried if float(np.sum(carried.astype(np.float64) ** 2)) >= 2.0 else np.zeros_like(carried)
+            actual = np.clip(pixels[y, x].astype(f32) + applied, low, high).astype(f32)
+            wanted = np.floor(actual + f32(0.5))
+            distances = ((wanted[None, :] - entries) ** 2).sum(axis=1)
+            best = int(np.argmin(distances))
+            labels[y, x] = best
+            error = actual - entries[best]
+            error_here[x + 1 + step] += error * weights["ahead"]
+            error_below[x + 1 - step] += error * weights["below_behind"]
+            error_below[x + 1] += error * weights["below"]
+            error_below[x + 1 + step] += error * weights["below_ahead"]
+        error_here, error_below = error_below, np.zeros_like(error_below)
+    return labels
+
+
+def test_dither_kernel_equals_a_plain_python_floyd_steinberg(coffee):
+    # A crop with smooth and busy parts and a palette too small for it: every rule above
+    # decides some labels (swapping two of the weights changes about 15% of them).
+    crop = np.ascontiguousarray(coffee[150:182, 250:298])
+    palette = cq.quantize(crop, n_colors=6, color_space="rgb").palette
+    expected = _reference_floyd_steinberg(crop, palette)
+    labels = floyd_steinberg(crop, palette, 1.0, color_space="rgb")
+    assert labels.shape == crop.shape[:2]
+    assert np.array_equal(labels, expected), f"{np.mean(labels != expected):.1%} of labels differ"
+
+
+def test_dither_a_hand_worked_row():
+    # One row of grey 100 onto black and white. 100 -> black, error 100, of which
+    # 7/16 x 15/16 = 41.02 reaches the next pixel: 141.02 -> white, error -113.98; -46.75
+    # reaches the third: 53.25 -> black, error 53.25; 21.84 reaches the fourth: 121.84 -> black.
+    row = np.full((1, 4, 3), 100, np.uint8)
+    palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    assert floyd_steinberg(row, palette, 1.0, color_space="rgb").tolist() == [[0, 1, 0, 0]]

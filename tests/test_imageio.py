@@ -210,3 +210,24 @@ def test_a_colour_key_follows_the_exif_orientation():
     pixels = read_image(data).pixels
     assert pixels.shape[:2] == (6, 4)
     assert np.array_equal(pixels[:, :, 3] == 0, np.rot90(mask, -1))
+
+
+@pytest.mark.parametrize("n_colors", [2, 3, 4, 9, 16, 17, 256])
+@pytest.mark.parametrize("bit_depths", ["packed", "byte"])
+def test_png_header_declares_the_depth_its_rows_are_packed_at(n_colors, bit_depths):
+    # Each depth asked for (images under 64k pixels get both tried and the smaller kept, so
+    # this one is larger), at a width that leaves a partly filled last byte; Pillow must read
+    # back exactly the labels written.
+    from colorquant.encoding import _TRY_BOTH_DEPTHS_BELOW, encode_png
+
+    rng = np.random.default_rng(n_colors)
+    labels = rng.integers(0, n_colors, size=(256, 263)).astype(np.uint8)
+    assert labels.size >= _TRY_BOTH_DEPTHS_BELOW
+    palette = rng.integers(0, 256, size=(n_colors, 3)).astype(np.uint8)
+    data = encode_png(labels, palette, bit_depths=bit_depths)
+    expected_bits = 8 if bit_depths == "byte" else next(d for d in (1, 2, 4, 8) if n_colors <= 1 << d)
+    assert data[24] == expected_bits and data[25] == 3
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.mode == "P"
+        assert np.array_equal(np.asarray(image), labels)
+        assert np.array_equal(np.asarray(image.convert("RGB")), palette[labels])

@@ -241,3 +241,21 @@ def test_kmeans_seeds_enough_colours_when_one_colour_covers_nearly_every_pixel()
     pixels[positions] = np.stack([(rare >> 16) & 255, (rare >> 8) & 255, rare & 255], axis=1)
     result = cq.quantize(pixels.reshape(1000, 1000, 3), n_colors=256)
     assert result.n_colors > 200
+
+
+def test_kmeans_plus_plus_draws_seeds_by_weight_times_squared_distance():
+    # Two heavy clusters of pixels and a thousand far colours seen once each. Drawn by
+    # weight x d^2, the first two seeds land one in each heavy cluster (the stray colours
+    # hold about 1e-5 of the mass); drawn by distance alone, nearly always on a stray.
+    from colorquant.methods.kmeans import GreedySeeding
+
+    rng = np.random.default_rng(0)
+    dark = rng.normal(20.0, 2.0, size=(20, 3))
+    mid = rng.normal(90.0, 2.0, size=(20, 3))
+    stray = rng.uniform(200.0, 255.0, size=(1000, 3))
+    points = np.vstack([dark, mid, stray]).astype(np.float32)
+    weights = np.concatenate([np.full(40, 50_000.0), np.full(1000, 1.0)])
+    for seed in range(8):
+        seeds = GreedySeeding(points, weights, np.random.default_rng(seed)).first(2)
+        clusters = sorted("dark" if s.mean() < 55 else "mid" if s.mean() < 150 else "stray" for s in seeds)
+        assert clusters == ["dark", "mid"], (seed, seeds)

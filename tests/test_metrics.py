@@ -93,3 +93,19 @@ def test_ssimulacra2_is_the_packages_score_and_judges_alpha_over_two_backgrounds
     recoloured[:, :48, :3] = 0
     assert ssimulacra2(hidden, recoloured) == 100.0
     assert ssimulacra2(opaque, hidden) < 90
+
+
+def test_psnr_of_a_known_error():
+    from colorquant.metrics import measure, psnr_from_mse
+
+    # 10 log10(255^2 / MSE): 48.1308 dB for MSE 1, 20 log10(255) - 20 log10(4) for MSE 16
+    assert psnr_from_mse(1.0) == pytest.approx(48.130803608679, abs=1e-9)
+    assert psnr_from_mse(16.0) == pytest.approx(48.130803608679 - 12.041199826559, abs=1e-9)
+    assert psnr_from_mse(0.0) == float("inf")
+    reference = np.full((8, 8, 3), 100, np.uint8)
+    test = reference.copy()
+    test[::2] += 4  # half the pixels off by 4 in every channel: MSE 8
+    figures = measure(reference, test, ["mse", "psnr"])
+    assert figures["mse"] == 8.0
+    assert figures["psnr"] == pytest.approx(10 * np.log10(255.0**2 / 8.0), abs=1e-9)
+    assert figures["psnr"] == pytest.approx(39.0999, abs=1e-4)

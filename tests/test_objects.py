@@ -165,6 +165,34 @@ def test_changed_and_deleted_inputs_and_outputs_are_reconciled(s3, s3_env, s3_en
     assert s3.exists(f"{bucket}/small/photo07-kmeans-k16.png")  # its input is gone; the output is kept
 
 
+def test_an_input_replaced_by_other_bytes_of_the_same_size_is_redone(s3, s3_env, s3_endpoint, bucket, tmp_path,
+                                                                     coffee, astronaut):
+    # Stored (uncompressed) PNGs of two crops of one size have one length: only the object's
+    # ETag tells that the content changed.
+    def stored_png(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, "PNG", compress_level=0)
+        return buffer.getvalue()
+
+    first, second = stored_png(coffee[:96, :128]), stored_png(astronaut[:96, :128])
+    assert len(first) == len(second) and first != second
+    s3.pipe_file(f"{bucket}/one/photo.png", first)
+    argv = ["batch", f"s3://{bucket}/one", "-o", f"s3://{bucket}/one-small", "--manifest",
+            tmp_path / "m.sqlite", *endpoint_option(s3_endpoint)]
+    assert run(*argv, env=s3_env).returncode == 0
+    output = f"{bucket}/one-small/photo-kmeans-k16.png"
+    before = s3.cat_file(output)
+    s3.pipe_file(f"{bucket}/one/photo.png", second)
+    result = run(*argv, env=s3_env)
+    assert result.returncode == 0, result.stderr
+    assert "done now              1" in result.stdout, result.stdout
+    s3.invalidate_cache()
+    after = s3.cat_file(output)
+    assert after != before
+    with Image.open(io.BytesIO(after)) as written:
+        assert np.abs(np.asarray(written.convert("RGB")).astype(int) - astronaut[:96, :128]).mean() < 12
+
+
 def test_an_object_the_batch_did_not_write_is_left_alone_unless_force(s3, s3_env, s3_endpoint, bucket, tmp_path):
     s3.pipe_file(f"{bucket}/small/photo00-kmeans-k16.png", b"a user's own file")
     argv = ["batch", f"s3://{bucket}/in", "-o", f"s3://{bucket}/small", "--manifest", tmp_path / "m.sqlite",
