@@ -550,3 +550,18 @@ def test_batch_with_a_read_failure_and_a_write_failure_exits_4(run_cli, tmp_path
     rows = manifest_rows(output)
     assert rows["img000.png"]["error_kind"] == "ImageReadError"
     assert rows["img002.png"]["error_kind"] == "ImageWriteError"
+
+
+def test_an_input_that_comes_back_unchanged_is_no_longer_counted_gone(run_cli, tmp_path, coffee):
+    # Found by the stateful test: the row of an input that is back, and up to date, kept its
+    # "gone" mark, and --status counted it gone for ever.
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    assert run_cli("batch", source, "-o", output).status == 0
+    (source / "img000.png").rename(tmp_path / "away.png")
+    assert "inputs gone           1" in run_cli("batch", source, "-o", output).out
+    assert manifest_rows(output)["img000.png"]["input_gone"] == 1
+    (tmp_path / "away.png").rename(source / "img000.png")  # the same bytes and times
+    back = run_cli("batch", source, "-o", output)
+    assert back.status == 0 and "inputs gone" not in back.out, back
+    assert manifest_rows(output)["img000.png"]["input_gone"] == 0

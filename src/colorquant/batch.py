@@ -317,7 +317,7 @@ def run_batch(
                 previous_output=owned.output if owned else None,
                 previous_hash=owned.output_hash if owned else None, force=force))
         vanished = [relpath for relpath in set(known) - seen if not os.path.lexists(input_dir / relpath)]
-        summary.deleted = manifest.mark_gone(vanished)
+        summary.deleted = manifest.mark_gone(vanished, present=seen)
         for relpath in set(known) - seen:  # rows not looked at: do they still own their outputs?
             stored = known[relpath]
             if stored.outcome.output is not None and _owned_output_state(stored, output_dir, manifest) != "ok":

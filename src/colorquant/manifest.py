@@ -246,11 +246,14 @@ class Manifest:
             self._db.execute("UPDATE files SET output = NULL, output_hash = NULL, output_mtime_ns = NULL "
                              "WHERE input = ?", (relpath,))
 
-    def mark_gone(self, relpaths) -> int:
-        """Mark the rows of inputs that are no longer there; returns how many rows are so
-        marked in all (their outputs are kept, and counted)."""
+    def mark_gone(self, relpaths, *, present=()) -> int:
+        """Mark the rows of inputs that are no longer there, and unmark those of ``present``
+        inputs (one that came back may be up to date and so not recorded again); returns how
+        many rows are marked in all (their outputs are kept, and counted)."""
         with self._db:
             self._db.executemany("UPDATE files SET input_gone = 1 WHERE input = ?", [(r,) for r in relpaths])
+            self._db.executemany("UPDATE files SET input_gone = 0 WHERE input = ? AND input_gone = 1",
+                                 [(r,) for r in present])
         return self._db.execute("SELECT COUNT(*) FROM files WHERE input_gone = 1").fetchone()[0]
 
     def summary(self) -> dict:

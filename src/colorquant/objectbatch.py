@@ -167,7 +167,7 @@ def run_object_batch(
                 previous_output=owned.output if owned else None,
                 previous_hash=owned.output_hash if owned else None, force=force))
         gone = [relpath for relpath in known if relpath not in inputs]
-        summary.deleted = manifest.mark_gone(gone)
+        summary.deleted = manifest.mark_gone(gone, present=inputs)
         emit("planned", {"total": summary.total, "todo": len(tasks), "up_to_date": summary.up_to_date})
 
         results = run_tasks(run_object_task, tasks, settings, jobs=jobs, client=client,
