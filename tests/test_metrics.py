@@ -109,3 +109,43 @@ def test_psnr_of_a_known_error():
     assert figures["mse"] == 8.0
     assert figures["psnr"] == pytest.approx(10 * np.log10(255.0**2 / 8.0), abs=1e-9)
     assert figures["psnr"] == pytest.approx(39.0999, abs=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(131, 97), (64, 300), (9, 40)])
+def test_banded_figures_equal_the_whole_image_ones(coffee, monkeypatch, shape):
+    # Bands of 16 rows (odd heights and widths: partial bands and the odd edge that
+    # SSIMULACRA2's downsampling averages alone) against the libraries' whole-image calls.
+    from scipy.ndimage import gaussian_filter
+    from skimage.color import deltaE_ciede2000, rgb2lab
+    from ssimulacra2 import ssimulacra2 as package
+
+    from colorquant import banded
+    from colorquant.metrics import blurred_psnr, mean_ciede2000, psnr_from_mse, ssimulacra2
+
+    height, width = shape
+    reference = np.ascontiguousarray(coffee[:height, :width])
+    test = (reference // 24 * 24 + 7).astype(np.uint8)
+    monkeypatch.setattr(banded, "BAND_PIXELS", 1)  # 16 rows a band
+
+    expected = _package_ssimulacra2(package, reference, test)
+    assert ssimulacra2(reference, test) == pytest.approx(expected, abs=1e-5)
+    expected_de = float(np.mean(deltaE_ciede2000(rgb2lab(reference), rgb2lab(test))))
+    assert mean_ciede2000(reference, test) == pytest.approx(expected_de, rel=1e-12)
+    blurred = [gaussian_filter(image.astype(np.float64), (1, 1, 0)) for image in (reference, test)]
+    expected_psnr = psnr_from_mse(float(np.mean((blurred[0] - blurred[1]) ** 2)))
+    assert blurred_psnr(reference, test) == pytest.approx(expected_psnr, abs=1e-9)
+
+
+def _package_ssimulacra2(package, reference, test):
+    """The package's own whole-image score (it reads files: lossless PNGs in memory)."""
+    import io
+
+    from PIL import Image
+
+    def png(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        buffer.seek(0)
+        return buffer
+
+    return package.compute_ssimulacra2(png(reference), png(test))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from colorquant.web import WebSettings, create_app
 
-from .conftest import png_claiming
+from .conftest import encoded, png_claiming
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +156,27 @@ def test_upload_over_size_limit_is_413_while_streaming():
 def test_too_many_in_flight_is_503():
     app = create_app(WebSettings(max_in_flight=1))
     with TestClient(app) as busy_client:
-        app.state.slots.in_use = 1  # one image already in progress
+        app.state.slots.in_use, app.state.slots.pixels = 1, 1  # one image already in progress
         response = busy_client.post("/api/compress", files=upload(b"x"))
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert "busy" in response.json()["error"]
-        app.state.slots.in_use = 0
+        app.state.slots.in_use, app.state.slots.pixels = 0, 0
         assert busy_client.get("/api/health").status_code == 200
+
+
+def test_images_in_progress_share_a_pixel_budget(coffee):
+    # What a request costs follows its pixels: a second image that would take the pixels in
+    # progress over the budget waits (503), a small one goes ahead, one alone always goes.
+    app = create_app(WebSettings(max_in_flight=2, max_pixels_in_flight=300_000))
+    photo = encoded(coffee)  # 400 x 600 = 240,000 pixels
+    small = encoded(coffee[:100, :100])
+    with TestClient(app) as shared:
+        assert shared.post("/api/compress", files=upload(photo)).status_code == 200  # alone
+        app.state.slots.in_use, app.state.slots.pixels = 1, 240_000  # that photo in progress
+        refused = shared.post("/api/compress", files=upload(photo))
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert shared.post("/api/compress", files=upload(small)).status_code == 200
+        assert (app.state.slots.in_use, app.state.slots.pixels) == (1, 240_000)  # given back
 
 
 def test_every_response_carries_the_security_headers(client):

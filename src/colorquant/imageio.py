@@ -95,6 +95,19 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
     )
 
 
+def header_pixels(data: bytes) -> int | None:
+    """The pixel count the header of encoded ``data`` declares (every frame of an
+    animation), or None when the header cannot be read: nothing is decoded."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            width, height = image.size
+            return width * height * max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:  # noqa: BLE001 - decoder boundary: read_image says what is wrong
+        return None
+
+
 def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> None:
     width, height = size
     if width < 1 or height < 1:

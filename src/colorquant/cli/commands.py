@@ -420,7 +420,8 @@ def serve(args) -> ExitStatus:
     else:
         hosts = ("*",)
     app = create_app(WebSettings(max_upload_bytes=args.max_upload_mb * 1024 * 1024,
-                                 max_pixels=args.max_pixels, allowed_hosts=hosts,
+                                 max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels,
+                                 allowed_hosts=hosts,
                                  min_upload_rate=args.min_upload_rate * 1024))
     print(f"colorquant: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -50,6 +50,10 @@ class WebSettings:
         DNS-rebinding pages from reaching a server on 127.0.0.1
     batch_max_files, batch_max_bytes : how many images, and how many bytes in all, the page
         takes in one batch (each image is its own request, within the limits above)
+    max_pixels_in_flight : the pixels of all images in progress together (an image alone is
+        always taken, up to ``max_pixels``): what bounds the server's memory, since a request
+        costs in proportion to its pixels (a 40 MP photo with dithering and SSIMULACRA2 about
+        1.1 GB at its peak), not to its upload's bytes
     """
 
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -60,6 +64,7 @@ class WebSettings:
     min_upload_rate: int = 16 * 1024
     upload_grace_seconds: float = 10.0
     allowed_hosts: tuple = ("*",)
+    max_pixels_in_flight: int = 40_000_000
 
 
 def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -180,20 +185,24 @@ class GuardMiddleware:
 
 
 class Slots:
-    """Images in progress, at most ``limit``; one event loop, so no lock is needed. A slot is
-    taken only once the upload has been received in full."""
+    """Images in progress: at most ``limit`` of them, of at most ``max_pixels`` pixels
+    together (one image is always taken when nothing else is in progress); one event loop, so
+    no lock is needed. A slot is taken only once the upload has been received in full."""
 
-    def __init__(self, limit: int):
-        self.limit, self.in_use = limit, 0
+    def __init__(self, limit: int, max_pixels: int):
+        self.limit, self.max_pixels = limit, max_pixels
+        self.in_use, self.pixels = 0, 0
 
-    def try_take(self) -> bool:
-        if self.in_use >= self.limit:
+    def try_take(self, pixels: int) -> bool:
+        if self.in_use >= self.limit or (self.in_use and self.pixels + pixels > self.max_pixels):
             return False
         self.in_use += 1
+        self.pixels += pixels
         return True
 
-    def give_back(self) -> None:
+    def give_back(self, pixels: int) -> None:
         self.in_use -= 1
+        self.pixels -= pixels
 
 
 def _busy() -> JSONResponse:
@@ -247,15 +256,18 @@ async def _processed(request: Request, methods=None):
         upload = await read_upload(request, request.app.state.settings)
     except FormError as problem:
         return error_response(422, str(problem))
+    from ..imageio import header_pixels
+
     slots: Slots = request.app.state.slots
-    if not slots.try_take():
+    pixels = header_pixels(upload.data) or 0  # unreadable: refused when decoded, at no cost
+    if not slots.try_take(pixels):
         return _busy()
     try:
         return await run_in_threadpool(_compress_upload, upload, methods)
     except ColorquantError as problem:
         return failure(problem)
     finally:
-        slots.give_back()
+        slots.give_back(pixels)
 
 
 def _png_headers(record: dict) -> dict:
@@ -371,7 +383,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app = FastAPI(title="colorquant", version=__version__, docs_url=None, redoc_url=None,
                   description="Smaller images through palettes learned by clustering.")
     app.state.settings = settings or WebSettings()
-    app.state.slots = Slots(app.state.settings.max_in_flight)
+    app.state.slots = Slots(app.state.settings.max_in_flight, app.state.settings.max_pixels_in_flight)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
