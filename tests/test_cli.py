@@ -283,3 +283,28 @@ def test_compress_with_a_read_failure_and_a_write_failure_exits_4(run_cli, photo
     result = run_cli("compress", broken, photo_png)
     assert result.status == 4, result
     assert "broken.png" in result.err and "coffee-kmeans-k16.png" in result.err
+
+
+def test_an_input_of_the_call_is_never_its_output_even_with_force(run_cli, photo_png, tmp_path):
+    # compress a.png a-kmeans-k16.png --force: a.png's output is the other input's name
+    first = tmp_path / "a.png"
+    first.write_bytes(photo_png.read_bytes())
+    second = tmp_path / "a-kmeans-k16.png"
+    Image.fromarray(np.asarray(Image.open(photo_png))[::-1]).save(second)
+    kept = second.read_bytes()
+    result = run_cli("compress", first, second, "--force")
+    assert result.status == 4, result
+    assert "is an input of this run" in result.err
+    assert second.read_bytes() == kept  # the user's photo is still there
+    assert (tmp_path / "a-kmeans-k16-kmeans-k16.png").exists()  # the other input was done
+
+
+def test_long_names_that_meet_once_shortened_are_refused_before_any_work(run_cli, photo_png, tmp_path):
+    stems = ["p" * 249 + "1", "p" * 249 + "2"]  # 250 bytes: shortened to 235 in the output name
+    for stem in stems:
+        (tmp_path / f"{stem}.png").write_bytes(photo_png.read_bytes())
+    before = files_in(tmp_path)
+    for extra in ((), ("--force",), ("--target-psnr", "30")):
+        result = run_cli("compress", *(tmp_path / f"{stem}.png" for stem in stems), *extra)
+        assert_one_line_error(result, 4, "would both write")
+        assert files_in(tmp_path) == before

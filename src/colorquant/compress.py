@@ -73,10 +73,12 @@ def output_name(stem: str, method: str, n_colors: int, format_name: str) -> str:
 
 def compress_file(
     input_path, settings: Settings, *, output_path=None, output_dir=None, overwrite: bool = False,
+    protect_ids=frozenset(),
 ) -> Outcome:
     """Quantize ``input_path`` and write it to ``output_path`` (or the default name in
     ``output_dir``, or next to the input); an existing output is replaced only with
-    ``overwrite``, the input never."""
+    ``overwrite``, the input never, nor any file of ``protect_ids`` (the run's other inputs:
+    :func:`~colorquant.storage.file_identities`)."""
     started = time.perf_counter()
     input_path = Path(input_path)
     name = str(input_path)
@@ -90,7 +92,7 @@ def compress_file(
         if output_path is not None:
             # Refuse before the work, not after it; write_atomic checks again without a race.
             output = str(output_path)
-            check_destination(output_path, overwrite=overwrite, protect=(input_path,))
+            check_destination(output_path, overwrite=overwrite, protect=(input_path,), protect_ids=protect_ids)
         compressed = compress_image(loaded, settings)
         if output_path is None:  # named after the colour count the search found
             output_path = folder / default_output_name(
@@ -99,7 +101,8 @@ def compress_file(
         output = str(output_path)
         if settings.skip_if_larger and len(compressed.encoded) >= loaded.n_bytes:
             return _not_smaller(name, loaded, compressed, started)
-        write_atomic(compressed.encoded, output_path, overwrite=overwrite, protect=(input_path,))
+        write_atomic(compressed.encoded, output_path, overwrite=overwrite, protect=(input_path,),
+                     protect_ids=protect_ids)
     except QualityTooLowError as error:
         return Outcome.from_error(name, SKIPPED, error, method=settings.method,
                                   seconds=time.perf_counter() - started)

@@ -98,16 +98,17 @@ def remove_temporaries(root, tag: str) -> int:
     return removed
 
 
-def write_atomic(data: bytes, path, *, overwrite: bool = False, protect=(),
+def write_atomic(data: bytes, path, *, overwrite: bool = False, protect=(), protect_ids=frozenset(),
                  temp_tag: str = DEFAULT_TEMP_TAG) -> Path:
     """Write ``data`` to ``path`` all at once or not at all.
 
     The bytes go to a temporary file in the destination folder (named with ``temp_tag``),
     which is then renamed over ``path``. An existing ``path`` is refused unless
-    ``overwrite``; a path that is one of ``protect`` (an input, also through a link) is
-    always refused.
+    ``overwrite``; a path that is one of ``protect`` (an input, also through a link), or a
+    file of ``protect_ids`` (:func:`file_identities` of every input of a run), is always
+    refused.
     """
-    path = check_destination(path, overwrite=overwrite, protect=protect)
+    path = check_destination(path, overwrite=overwrite, protect=protect, protect_ids=protect_ids)
     folder = path.parent
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.{temp_tag}.", suffix=".part", dir=folder)
@@ -145,13 +146,35 @@ def discard_live_temporaries() -> None:
         _remove_quietly(temporary)
 
 
-def check_destination(path, *, overwrite: bool = False, protect=()) -> Path:
-    """Refuse ``path`` if it is one of ``protect`` (also through a link), if it exists and
-    ``overwrite`` is false, or if its folder does not exist. Returns it as a Path."""
+def file_identities(paths) -> frozenset:
+    """(device, inode) of each of ``paths`` that exists: what :func:`check_destination`
+    protects in one look-up per output, however many inputs a run has."""
+    identities = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        identities.add((info.st_dev, info.st_ino))
+    return frozenset(identities)
+
+
+def check_destination(path, *, overwrite: bool = False, protect=(), protect_ids=frozenset()) -> Path:
+    """Refuse ``path`` if it is one of ``protect`` (also through a link) or a file of
+    ``protect_ids``, if it exists and ``overwrite`` is false, or if its folder does not
+    exist. Returns it as a Path."""
     path = Path(path)
     for protected in protect:
         if protected is not None and same_file(path, Path(protected)):
             raise ImageWriteError(f"{path}: refusing to overwrite the input file")
+    if protect_ids:
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            info = None
+        if info is not None and (info.st_dev, info.st_ino) in protect_ids:
+            raise ImageWriteError(f"{path}: is an input of this run; refusing to overwrite it "
+                                  "(--force never replaces an input)")
     if path.is_dir():
         raise ImageWriteError(f"{path}: is a directory")
     if path.exists() and not overwrite:

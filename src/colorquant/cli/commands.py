@@ -118,24 +118,26 @@ def _output_format(args, writes_stdout: bool) -> str:
 
 
 def _refuse_shared_outputs(inputs, output_dir, settings, output) -> None:
-    """Two inputs of one call must not write one output (x.png and x.gif into one folder):
-    refused before anything is written, naming both, with --force or without (--force
-    replaces files of earlier runs, never this run's own)."""
+    """Two inputs of one call must not write one output (x.png and x.gif into one folder,
+    or two long names that are the same once shortened to fit): refused before anything is
+    written, naming both, with --force or without (--force replaces files of earlier runs,
+    never this run's own)."""
     from ..compress import default_output_name
     from ..objects import is_url
 
     if output:
         return
+    # With a target the colour count is not known yet: names are compared as they would be
+    # with the longest count (256), whose stems are shortened the most.
+    n_colors = settings.n_colors if settings.target is None else 256
     first_of = {}
     for name in inputs:
         folder = str(output_dir if output_dir is not None else os.path.dirname(name) or ".").rstrip("/") or "/"
-        # With a target the colour count is not known yet: one stem is enough to clash.
-        key = (folder if is_url(folder) else os.path.normcase(os.path.abspath(folder)), Path(name).stem)
+        shown = default_output_name(Path(name).name, settings.method, n_colors, settings.format)
+        key = (folder if is_url(folder) else os.path.normcase(os.path.abspath(folder)), shown)
         if key in first_of:
-            shown = default_output_name(Path(name).name, settings.method,
-                                        settings.n_colors if settings.target is None else 0, settings.format)
             if settings.target is not None:
-                shown = shown.replace("-k0.", "-k<colours>.")
+                shown = shown.replace("-k256.", "-k<colours>.")
             raise ImageWriteError(f"{first_of[key]} and {name} would both write {folder}/{shown}; "
                                   "rename one, or compress them into different folders (-o)")
         first_of[key] = name
@@ -208,9 +210,12 @@ def _run_compress(inputs, settings, args, output_dir):
 
     from ..compress import compress_file
     from ..runners import run_tasks
+    from ..storage import file_identities
 
+    # an input of the call is never an output of the call, with --force or without
     one_file = partial(compress_file, settings=settings, output_dir=output_dir, overwrite=args.force,
-                       output_path=Path(args.output) if args.output else None)
+                       output_path=Path(args.output) if args.output else None,
+                       protect_ids=file_identities(inputs))
     yield from run_tasks(one_file, list(inputs), settings, jobs=args.jobs, ordered=True)
 
 
