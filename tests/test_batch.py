@@ -565,3 +565,33 @@ def test_an_input_that_comes_back_unchanged_is_no_longer_counted_gone(run_cli, t
     back = run_cli("batch", source, "-o", output)
     assert back.status == 0 and "inputs gone" not in back.out, back
     assert manifest_rows(output)["img000.png"]["input_gone"] == 0
+
+
+def test_nothing_is_written_through_a_linked_folder_inside_the_output(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    output = tmp_path / "out"
+    output.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (output / "trip").symlink_to(elsewhere, target_is_directory=True)
+    result = run_cli("batch", source, "-o", output, "--recursive")
+    assert result.status == 4, result
+    assert "leads outside the output folder" in result.err
+    assert list(elsewhere.iterdir()) == []
+    assert (output / "img000-kmeans-k16.png").exists()  # the others are done
+
+
+def test_outputs_never_land_in_the_input_tree_when_it_lies_in_the_output_folder(run_cli, tmp_path, coffee):
+    # batch /P/in -o /P --recursive, where /P/in/in/ exists: in/in/x.png would go to /P/in/
+    parent = tmp_path / "P"
+    source = parent / "in"
+    (source / "in").mkdir(parents=True)
+    Image.fromarray(coffee[:80, :80]).save(source / "top.png")
+    Image.fromarray(coffee[80:160, :80]).save(source / "in" / "x.png")
+    before = sorted(p.name for p in source.rglob("*"))
+    result = run_cli("batch", source, "-o", parent, "--recursive")
+    assert result.status == 4, result
+    assert "inside the input folder" in result.err
+    assert sorted(p.name for p in source.rglob("*")) == before
+    assert (parent / "top-kmeans-k16.png").exists()
+    assert run_cli("batch", source, "-o", parent, "--recursive").status == 4  # nothing new to compress

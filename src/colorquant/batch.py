@@ -184,10 +184,12 @@ def place_output(task: BatchTask, relative: str, encoded: bytes, new_hash: str) 
     damaged manifest, a re-run re-checks the outputs instead of refusing them.
     """
     path = Path(task.output_root) / relative
+    _check_output_folder(task, relative, path.parent)  # before mkdir: it would follow a link
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ImageWriteError(f"{relative}: cannot create its folder ({error.strerror or error})") from None
+    _check_output_folder(task, relative, path.parent)  # and after, in case a link appeared
     for _ in range(2):  # a second round only if a file appeared between the check and the write
         try:
             existing = os.lstat(path)
@@ -213,6 +215,24 @@ def place_output(task: BatchTask, relative: str, encoded: bytes, new_hash: str) 
         write_atomic(encoded, path, overwrite=True, temp_tag=task.temp_tag)
         return os.stat(path).st_mtime_ns
     raise ImageWriteError(f"{relative}: another program keeps writing this name; nothing written")
+
+
+def _check_output_folder(task: BatchTask, relative: str, folder: Path) -> None:
+    """Refuse an output whose folder (its nearest existing part) leads outside the output
+    folder, through a link, or into the input folder's tree (an input folder inside the
+    output folder, with a subfolder of its own name): nothing is written there."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    real = existing.resolve()
+    output_root, input_root = Path(task.output_root).resolve(), Path(task.input_root).resolve()
+    if not inside(real, output_root):
+        raise ImageWriteError(f"{relative}: its folder leads outside the output folder (through a link, "
+                              f"to {real}); nothing written")
+    if inside(real, input_root) and not inside(output_root, input_root):
+        raise ImageWriteError(f"{relative}: would be written inside the input folder {task.input_root} "
+                              "(it lies in the output folder); nothing written: choose an output folder "
+                              "apart from the input folder")
 
 
 # --------------------------------------------------------------------------- the output folder
