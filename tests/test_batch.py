@@ -595,3 +595,20 @@ def test_outputs_never_land_in_the_input_tree_when_it_lies_in_the_output_folder(
     assert sorted(p.name for p in source.rglob("*")) == before
     assert (parent / "top-kmeans-k16.png").exists()
     assert run_cli("batch", source, "-o", parent, "--recursive").status == 4  # nothing new to compress
+
+
+def test_long_names_that_meet_once_shortened_get_distinct_outputs_that_settle(run_cli, tmp_path, coffee):
+    source = tmp_path / "in"
+    source.mkdir()
+    stems = ["q" * 249 + "1", "q" * 249 + "2"]
+    for index, stem in enumerate(stems):
+        Image.fromarray(coffee[index * 90 : index * 90 + 80, :80]).save(source / f"{stem}.png")
+    output = tmp_path / "out"
+    for _ in range(2):
+        result = run_cli("batch", source, "-o", output, "--force")
+        assert result.status == 0, result
+    rows = manifest_rows(output)
+    names = {row["output"] for row in rows.values()}
+    assert len(names) == 2 and all(len(name.encode()) <= 255 for name in names)
+    assert names == {p.name for p in output.glob("*.png")}
+    assert run_cli("batch", source, "-o", output).status == 0  # settled: nothing to do, exit 0

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compress import compress_image, outcome_of, output_name
+from .compress import compress_image, fit_stem, outcome_of, output_name, stem_room
 from .errors import (ColorquantError, ImageWriteError, InvalidParameterError, OutputNotSmallerError,
                      QualityTooLowError)
 from .inputs import discover, inside
@@ -247,14 +247,17 @@ def _stems_in_use(rows) -> dict:
     return taken
 
 
-def _output_stem(relpath: str, taken: dict) -> str:
+def _output_stem(relpath: str, taken: dict, room: int) -> str:
     """The stem this input's outputs are named with: its own, or (when another input of its
-    folder has it) its own plus its suffix, then a number."""
+    folder has it) its own plus its suffix, then a number; each shortened to ``room`` bytes
+    (what any output name keeps: :func:`~colorquant.compress.stem_room`) before it is
+    compared, so that two long names never meet once shortened."""
     path = Path(relpath)
     folder = str(path.parent)
-    candidates = [path.stem, f"{path.stem}-{path.suffix.lstrip('.').lower() or 'file'}"]
-    candidates += [f"{candidates[1]}-{n}" for n in range(2, 1000)]
-    for stem in candidates:
+    suffix = path.suffix.lstrip('.').lower() or 'file'
+    endings = ["", f"-{suffix}"] + [f"-{suffix}-{n}" for n in range(2, 1000)]
+    for ending in endings:
+        stem = fit_stem(path.stem, room - len(ending.encode())) + ending
         owner = taken.get((folder, stem.casefold()))
         if owner is None or owner == relpath:
             taken[(folder, stem.casefold())] = relpath
@@ -296,6 +299,7 @@ def run_batch(
         summary.hidden, summary.not_images = found.hidden, found.not_images
         known = manifest.rows()
         taken = _stems_in_use(known)
+        room = stem_room(settings.method, settings.format)
         seen = set()
         tasks, settled = [], []  # settled: outcomes decided without running (refusals)
         for candidate in found.inputs:
@@ -333,7 +337,7 @@ def run_batch(
             owned = stored.outcome if stored is not None and stored.outcome.output else None
             tasks.append(BatchTask(
                 relpath=relpath, input_root=str(input_dir), output_root=str(output_dir),
-                output_stem=_output_stem(relpath, taken), settings=settings, temp_tag=token,
+                output_stem=_output_stem(relpath, taken, room), settings=settings, temp_tag=token,
                 previous_output=owned.output if owned else None,
                 previous_hash=owned.output_hash if owned else None, force=force))
         vanished = [relpath for relpath in set(known) - seen if not os.path.lexists(input_dir / relpath)]

@@ -10,6 +10,7 @@ exception that is not a :class:`ColorquantError`) is not caught here.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -64,11 +65,22 @@ def default_output_name(input_name: str, method: str, n_colors: int, format_name
 def output_name(stem: str, method: str, n_colors: int, format_name: str) -> str:
     """``<stem>-<method>-k<colours>.<ext>``, the stem shortened if the name would not fit."""
     ending = f"-{method}-k{n_colors}{suffix_for(format_name)}"
-    room = _MAX_NAME_BYTES - len(ending.encode())
-    if len(stem.encode()) > room:
-        # cut on a character boundary of the UTF-8 bytes
-        stem = stem.encode()[:room].decode("utf-8", errors="ignore")
-    return stem + ending
+    return fit_stem(stem, _MAX_NAME_BYTES - len(ending.encode())) + ending
+
+
+def stem_room(method: str, format_name: str) -> int:
+    """Bytes of stem that an output name keeps whatever its colour count (up to 256)."""
+    return _MAX_NAME_BYTES - len(f"-{method}-k256{suffix_for(format_name)}".encode())
+
+
+def fit_stem(stem: str, room: int) -> str:
+    """``stem`` shortened to at most ``room`` bytes of UTF-8, on a character boundary; a
+    name that is not UTF-8 (its bytes kept as surrogates) is measured the way the file
+    system stores it."""
+    encoded = os.fsencode(stem)
+    if len(encoded) <= room:
+        return stem
+    return os.fsdecode(encoded[:room].decode("utf-8", errors="ignore").encode())
 
 
 def compress_file(

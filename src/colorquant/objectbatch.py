@@ -140,8 +140,10 @@ def run_object_batch(
         outputs = target.list(recursive=True, writing=True)
         known = manifest.rows()
         from .batch import _output_stem, _stems_in_use
+        from .compress import stem_room
 
         taken = _stems_in_use(known)
+        room = stem_room(settings.method, settings.format)
         tasks = []
         for relpath in sorted(inputs):
             hidden, image = _is_image_name(relpath, include_hidden)
@@ -163,7 +165,7 @@ def run_object_batch(
             owned = stored.outcome if stored is not None and stored.outcome.output else None
             tasks.append(ObjectTask(
                 relpath=relpath, source=source, target=target, listed=listed,
-                output_stem=_output_stem(relpath, taken), settings=settings,
+                output_stem=_output_stem(relpath, taken, room), settings=settings,
                 previous_output=owned.output if owned else None,
                 previous_hash=owned.output_hash if owned else None, force=force))
         gone = [relpath for relpath in known if relpath not in inputs]
