@@ -612,3 +612,41 @@ def test_long_names_that_meet_once_shortened_get_distinct_outputs_that_settle(ru
     assert len(names) == 2 and all(len(name.encode()) <= 255 for name in names)
     assert names == {p.name for p in output.glob("*.png")}
     assert run_cli("batch", source, "-o", output).status == 0  # settled: nothing to do, exit 0
+
+
+def test_names_that_are_not_utf8_are_done_and_the_manifest_stays_true(run_cli, tmp_path, coffee):
+    source = tmp_path / "in"
+    source.mkdir()
+    odd = os.fsdecode(b"bad\xffname.bmp")
+    Image.fromarray(coffee[:60, :60]).save(source / odd, "BMP")
+    Image.fromarray(coffee[60:120, :60]).save(source / "good.png")
+    output = tmp_path / "out"
+    result = run_cli("batch", source, "-o", output)
+    assert result.status == 0, result
+    written = os.fsdecode(b"bad\xffname-kmeans-k16.png")
+    assert (output / written).exists()
+    from colorquant.manifest import Manifest
+
+    with Manifest(output / "colorquant.sqlite", readonly=True) as manifest:
+        rows = manifest.rows()
+    assert rows[odd].outcome.status == "done" and rows[odd].outcome.output == written
+    again = run_cli("batch", source, "-o", output)
+    assert again.status == 0 and "already up to date    2" in again.out, again
+    exported = run_cli("batch", "--status", output, "--csv", tmp_path / "rows.csv")
+    assert exported.status == 0, exported
+    assert b"bad\xffname.bmp" in (tmp_path / "rows.csv").read_bytes()  # the name as on disk
+
+
+def test_status_csv_cells_cannot_start_a_formula(run_cli, tmp_path, coffee):
+    # OWASP's CSV injection: a name a spreadsheet would run is written with a quote before it
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(coffee[:60, :60]).save(source / "=HYPERLINK(1).png")
+    Image.fromarray(coffee[60:120, :60]).save(source / "plain.png")
+    assert run_cli("batch", source, "-o", tmp_path / "out").status == 0
+    assert run_cli("batch", "--status", tmp_path / "out", "--csv", tmp_path / "rows.csv").status == 0
+    with open(tmp_path / "rows.csv", newline="") as stream:
+        cells = [row for row in csv.reader(stream)]
+    inputs = sorted(row[0] for row in cells[1:])
+    assert inputs == ["'=HYPERLINK(1).png", "plain.png"]
+    assert not any(cell.startswith(("=", "+", "@")) for row in cells for cell in row)

@@ -308,3 +308,37 @@ def test_long_names_that_meet_once_shortened_are_refused_before_any_work(run_cli
         result = run_cli("compress", *(tmp_path / f"{stem}.png" for stem in stems), *extra)
         assert_one_line_error(result, 4, "would both write")
         assert files_in(tmp_path) == before
+
+
+def test_compress_takes_a_name_that_is_not_utf8(run_cli, tmp_path, coffee):
+    import os
+
+    odd = tmp_path / os.fsdecode(b"bad\xffname.bmp")
+    Image.fromarray(coffee[:60, :60]).save(odd, "BMP")
+    result = run_cli("compress", odd)
+    assert result.status == 0, result
+    assert (tmp_path / os.fsdecode(b"bad\xffname-kmeans-k16.png")).exists()
+
+
+@pytest.mark.parametrize("stdout", ["full disk", "closed"])
+def test_image_to_a_standard_output_that_cannot_take_it_is_exit_4(photo_png, stdout):
+    import os
+
+    command = [sys.executable, "-m", "colorquant", "compress", str(photo_png), "--output", "-"]
+    if stdout == "full disk":
+        with open("/dev/full", "wb") as full:
+            result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    else:
+        result = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=120,
+                                pass_fds=(), preexec_fn=lambda: os.close(1))
+    assert result.returncode == 4, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("colorquant: ") and "standard output" in lines[0], lines
+
+
+def test_names_with_control_characters_are_shown_escaped(run_cli, tmp_path, coffee):
+    odd = tmp_path / "evil\x1b[31mred.png"
+    Image.fromarray(coffee[:40, :40]).save(odd)
+    result = run_cli("compress", odd)
+    assert result.status == 0, result
+    assert "\x1b" not in result.out + result.err and "evil\\x1b[31mred" in result.out

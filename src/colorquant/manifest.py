@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -82,6 +83,23 @@ class StoredOutcome:
     attempts: int
     created_at: str
     updated_at: str
+
+
+def _text(value):
+    """A value as SQLite stores it: a name that is not UTF-8 (a file name's undecodable bytes,
+    kept by Python as surrogates) goes in as its bytes, a BLOB; every other value as it is.
+    Each name has one form, so lookups by name still match."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(value)
+    return value
+
+
+def _from_db(value):
+    """The inverse of :func:`_text`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def _now() -> str:
@@ -206,7 +224,7 @@ class Manifest:
     def rows(self) -> dict[str, StoredOutcome]:
         try:
             cursor = self._db.execute("SELECT * FROM files ORDER BY input")
-            return {row["input"]: _stored(row) for row in cursor}
+            return {_from_db(row["input"]): _stored(row) for row in cursor}
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
 
@@ -227,7 +245,7 @@ class Manifest:
                     f"""INSERT INTO files ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})
                         ON CONFLICT(input) DO UPDATE SET {updates},
                             attempts=files.attempts + 1, updated_at=excluded.updated_at""",
-                    (outcome.input, *values, metrics, settings_hash, output_stem, 0, 1, now, now),
+                    tuple(map(_text, (outcome.input, *values, metrics, settings_hash, output_stem, 0, 1, now, now))),
                 )
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
@@ -238,22 +256,23 @@ class Manifest:
         assert set(fields) <= allowed, fields
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self._db:
-            self._db.execute(f"UPDATE files SET {assignments} WHERE input = ?", (*fields.values(), relpath))
+            self._db.execute(f"UPDATE files SET {assignments} WHERE input = ?", (*fields.values(), _text(relpath)))
 
     def release_output(self, relpath: str) -> None:
         """The row no longer owns its output (deleted, or changed by someone else)."""
         with self._db:
             self._db.execute("UPDATE files SET output = NULL, output_hash = NULL, output_mtime_ns = NULL "
-                             "WHERE input = ?", (relpath,))
+                             "WHERE input = ?", (_text(relpath),))
 
     def mark_gone(self, relpaths, *, present=()) -> int:
         """Mark the rows of inputs that are no longer there, and unmark those of ``present``
         inputs (one that came back may be up to date and so not recorded again); returns how
         many rows are marked in all (their outputs are kept, and counted)."""
         with self._db:
-            self._db.executemany("UPDATE files SET input_gone = 1 WHERE input = ?", [(r,) for r in relpaths])
+            self._db.executemany("UPDATE files SET input_gone = 1 WHERE input = ?",
+                                 [(_text(r),) for r in relpaths])
             self._db.executemany("UPDATE files SET input_gone = 0 WHERE input = ? AND input_gone = 1",
-                                 [(r,) for r in present])
+                                 [(_text(r),) for r in present])
         return self._db.execute("SELECT COUNT(*) FROM files WHERE input_gone = 1").fetchone()[0]
 
     def summary(self) -> dict:
@@ -292,10 +311,11 @@ class Manifest:
         writer.writerow(header)
         for stored in rows.values():
             outcome = stored.outcome
-            writer.writerow([outcome.input, *(getattr(outcome, n) for n in _OUTCOME_COLUMNS),
-                             *(outcome.metrics.get(n) for n in METRICS),
-                             *(getattr(stored, n) for n in _BOOKKEEPING)])
-        return text.getvalue().encode("utf-8"), len(rows)
+            writer.writerow(map(_csv_cell, [outcome.input, *(getattr(outcome, n) for n in _OUTCOME_COLUMNS),
+                                            *(outcome.metrics.get(n) for n in METRICS),
+                                            *(getattr(stored, n) for n in _BOOKKEEPING)]))
+        # a name's undecodable bytes are written back as they are on disk
+        return text.getvalue().encode("utf-8", "surrogateescape"), len(rows)
 
     def own_files(self) -> list[Path]:
         """The manifest's own files (the database and its WAL companions)."""
@@ -313,9 +333,20 @@ class Manifest:
         return named
 
 
+# A spreadsheet takes a cell that starts with one of these as a formula (OWASP, "CSV
+# Injection"): text cells (names, errors) that do are prefixed with a quote; numbers are not.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _stored(row: sqlite3.Row) -> StoredOutcome:
     metrics = {name: None for name in METRICS}
     metrics.update(json.loads(row["metrics"] or "{}"))
-    outcome = Outcome(input=row["input"], metrics=metrics,
-                      **{name: row[name] for name in _OUTCOME_COLUMNS})
-    return StoredOutcome(outcome, *(row[name] for name in _BOOKKEEPING))
+    outcome = Outcome(input=_from_db(row["input"]), metrics=metrics,
+                      **{name: _from_db(row[name]) for name in _OUTCOME_COLUMNS})
+    return StoredOutcome(outcome, *(_from_db(row[name]) for name in _BOOKKEEPING))

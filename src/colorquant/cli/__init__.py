@@ -44,6 +44,8 @@ def main(argv=None) -> int:
 def _run(argv) -> int:
     import signal
 
+    _escape_undecodable_names()
+
     from .commands import COMMANDS
     from .parser import build_parser
     from .report import error
@@ -80,6 +82,16 @@ def _run(argv) -> int:
         )
         error(message)
         return status
+
+
+def _escape_undecodable_names() -> None:
+    """A file name's undecodable bytes (kept by Python as surrogates) are written escaped
+    (\\udcff), whatever the locale, rather than failing the run that names them."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass  # closed (>&-), or not a text stream of ours
 
 
 def _silence_stdout() -> None:

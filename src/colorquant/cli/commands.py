@@ -63,9 +63,13 @@ def compress(args) -> ExitStatus:
     writes_stdout = args.output == STDIO or (reads_stdin and not args.output and not args.output_dir)
     args.format = _output_format(args, writes_stdout)
     settings = settings_from_args(args)
+    if writes_stdout and sys.stdout is None:  # started with >&-
+        raise ImageWriteError("standard output is closed; name a file with --output")
     if writes_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write image data to a terminal: redirect standard output "
                          "(> out.png) or name a file with --output")
+    if reads_stdin and sys.stdin is None:
+        raise UsageError("- reads an image from standard input, which is closed")
     if reads_stdin and sys.stdin.isatty():
         raise UsageError("- reads an image from standard input, which is a terminal: pipe one in "
                          "(< photo.png)")
@@ -172,8 +176,7 @@ def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -
             check_destination(output, overwrite=args.force, protect=protect)
         outcome, compressed = compress_to_bytes(source, settings, name=name)
         if compressed is not None and writes_stdout:
-            sys.stdout.buffer.write(compressed.encoded)
-            sys.stdout.buffer.flush()
+            _write_stdout(compressed.encoded)
             outcome = outcome.with_changes(output=STDIO)
         elif compressed is not None:
             output = output or folder / default_output_name(
@@ -185,6 +188,18 @@ def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -
             _remove_if_empty(created)
     _report(outcome, args, sys.stderr if writes_stdout else sys.stdout)
     return outcome_status(outcome)
+
+
+def _write_stdout(data: bytes) -> None:
+    """The image's bytes to standard output, all of them or an error (a full disk behind a
+    redirection is an output that could not be written: 4; a reader gone is SIGPIPE's 141)."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as problem:
+        raise ImageWriteError(f"standard output: cannot write ({problem.strerror or problem})") from None
 
 
 def _compress_objects(args, settings, storage_options) -> ExitStatus:

@@ -4,6 +4,7 @@ summaries. Figures come from the metrics registry, so a new figure shows up here
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 
@@ -11,12 +12,23 @@ __all__ = ["describe_outcome", "figures_table", "BatchProgress", "batch_summary"
            "kib", "error", "warn"]
 
 
+# Control characters (C0, DEL, C1) in a file name would reach the terminal as escape
+# sequences: shown escaped instead, as \x1b.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters escaped (a name's undecodable bytes
+    are escaped by the streams themselves: see ``cli.main``)."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def error(message: str) -> None:
-    print(f"colorquant: {message}", file=sys.stderr)
+    print(f"colorquant: {printable(message)}", file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"colorquant: warning: {message}", file=sys.stderr)
+    print(f"colorquant: warning: {printable(message)}", file=sys.stderr)
 
 
 def kib(n_bytes: int) -> str:
@@ -54,8 +66,8 @@ def describe_outcome(outcome) -> str:
         saved = f", {kib(outcome.bytes_out)}"
     figures = "".join(f", {METRICS[name].title} {figure_text(name, outcome.metrics[name])}"
                       for name in _shown(outcome.metrics))
-    return (f"{outcome.input} -> {outcome.output}: {outcome.colors} colours"
-            f"{figures}{saved}, {outcome.seconds:.2f} s")
+    return printable(f"{outcome.input} -> {outcome.output}: {outcome.colors} colours"
+                     f"{figures}{saved}, {outcome.seconds:.2f} s")
 
 
 def figures_table(rows, *, bytes_in: int | None) -> str:
@@ -114,7 +126,7 @@ class BatchProgress:
             eta = (self.total - self.done) / rate if rate else 0.0
             detail = (f"{kib(outcome.bytes_in or 0)} -> {kib(outcome.bytes_out or 0)}"
                       if outcome.status == "done" else (outcome.error_text("cli") or "") + kept)
-            print(f"[{self.done}/{self.total}] {outcome.input}: {outcome.status}, {detail} "
+            print(f"[{self.done}/{self.total}] {printable(outcome.input)}: {outcome.status}, {detail} "
                   f"({rate:.1f} img/s, ETA {eta:.0f} s)", file=sys.stderr, flush=True)
 
     def close(self):
