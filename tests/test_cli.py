@@ -195,6 +195,13 @@ def test_demo_writes_the_documented_files(run_cli, tmp_path):
         assert Image.open(tmp_path / "demo" / f"compressed_{method}_K16.png").mode == "P"
     assert "comparison_K16.png" in names
     assert "K-Means" in result.out and "PSNR" in result.out
+    # a second run replaces nothing without --force, as compress and compare
+    (tmp_path / "demo" / "original.png").write_bytes(b"a file of the user's")
+    again = run_cli("demo", "-o", tmp_path / "demo")
+    assert_one_line_error(again, 4, "original.png: already exists", "--force replaces it")
+    assert (tmp_path / "demo" / "original.png").read_bytes() == b"a file of the user's"
+    assert run_cli("demo", "-o", tmp_path / "demo", "--force").status == 0
+    assert (tmp_path / "demo" / "original.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_in_a_real_process_reports_errors_without_traceback(tmp_path):
@@ -342,3 +349,10 @@ def test_names_with_control_characters_are_shown_escaped(run_cli, tmp_path, coff
     result = run_cli("compress", odd)
     assert result.status == 0, result
     assert "\x1b" not in result.out + result.err and "evil\\x1b[31mred" in result.out
+
+
+def test_output_with_a_trailing_slash_is_a_folder(run_cli, photo_png, tmp_path):
+    result = run_cli("compress", photo_png, "--output", f"{tmp_path / 'small'}/")
+    assert result.status == 0, result
+    assert (tmp_path / "small").is_dir()
+    assert (tmp_path / "small" / "coffee-kmeans-k16.png").is_file()

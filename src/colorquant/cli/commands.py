@@ -55,6 +55,9 @@ _FORMAT_OF_SUFFIX = {".png": "png", ".gif": "gif", ".webp": "webp", ".jpg": "jpe
 
 def compress(args) -> ExitStatus:
     reads_stdin = STDIO in args.inputs
+    if args.output and args.output != STDIO and args.output.endswith(("/", os.sep)):
+        # --output small/ names a folder, as cp and mv read it: the default name goes in it
+        args.output_dir, args.output = args.output, None
     if args.output and len(args.inputs) > 1:
         raise UsageError("--output takes one input; use --output-dir for several")
     if reads_stdin and len(args.inputs) > 1:
@@ -361,17 +364,23 @@ def demo(args) -> ExitStatus:
 
     photo = data.astronaut()
     folder = Path(args.output_dir)
+    # The same rule as compress and compare: files already there are replaced only with
+    # --force; all of them checked before any work.
+    names = ["original.png", *(f"compressed_{name}_K{args.colors}.png" for name in METHODS),
+             f"comparison_K{args.colors}.png"]
+    existing = [name for name in names if os.path.lexists(folder / name)]
+    if existing and not args.force:
+        raise ImageWriteError(f"{folder / existing[0]}: already exists", remedy="overwrite")
     _make_folder(folder)
-    # The demo owns its folder's files, so a second run replaces them.
     original_png = encode_reference_png(photo)
-    write_atomic(original_png, folder / "original.png", overwrite=True)
+    write_atomic(original_png, folder / "original.png", overwrite=args.force)
     args.seed, args.max_pixels, args.color_space, args.dither = 0, 100_000_000, None, 0.0
     args.speed = DEFAULT_SPEED
     rows = _every_method(photo, args)
     for name, (_, result, _) in zip(METHODS, rows):
-        result.save(folder / f"compressed_{name}_K{args.colors}.png", overwrite=True)
+        result.save(folder / f"compressed_{name}_K{args.colors}.png", overwrite=args.force)
     figure = comparison_figure(photo, rows, original_bytes=len(original_png))
-    write_atomic(figure_png(figure), folder / f"comparison_K{args.colors}.png", overwrite=True)
+    write_atomic(figure_png(figure), folder / f"comparison_K{args.colors}.png", overwrite=args.force)
     print(f"scikit-image 'astronaut' photo, 512x512, {args.colors} colours; "
           f"original as 24-bit PNG: {kib(len(original_png))}")
     print(figures_table([(title, figures, result.seconds) for title, result, figures in rows],

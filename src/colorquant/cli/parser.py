@@ -266,4 +266,6 @@ def build_parser() -> Parser:
     demo.add_argument("-o", "--output-dir", default="compressed_outputs", metavar="DIR",
                       help="where to write (default ./compressed_outputs)")
     demo.add_argument("-k", "--colors", type=int_in(MIN_COLORS, MAX_COLORS, "--colors"), default=16, metavar="N")
+    demo.add_argument("-f", "--force", action="store_true",
+                      help="replace the demo's files from an earlier run (refused without it)")
     return parser
