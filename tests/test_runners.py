@@ -100,3 +100,82 @@ def test_workers_exit_when_the_run_is_killed(fork, tmp_path, coffee):
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def square_or_die(task: int) -> int:
+    """A task for the pool: task 5 kills its own worker, as the out-of-memory killer would."""
+    if task == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.02)
+    return task * task
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_killed_worker_loses_its_task_only_and_the_pool_is_rebuilt(ordered):
+    from colorquant.errors import WorkerLostError
+    from colorquant.settings import Settings
+
+    lost = []
+
+    def on_lost(task, error):
+        assert isinstance(error, WorkerLostError)
+        lost.append(task)
+        return None
+
+    tasks = list(range(12))
+    results = list(runners.run_tasks(square_or_die, tasks, Settings(), jobs=2, ordered=ordered, lost=on_lost))
+    assert lost == [5]
+    expected = [task * task if task != 5 else None for task in tasks]
+    assert (results if ordered else sorted(results, key=lambda r: -1 if r is None else r)) == \
+        (expected if ordered else sorted(expected, key=lambda r: -1 if r is None else r))
+
+
+def _workers_of(run) -> list[int]:
+    """The run's live workers: descendants forked from it (they carry its command line) or
+    from its fork server (the children of the process running multiprocessing.forkserver)."""
+    def read(pid, name):
+        with open(f"/proc/{pid}/{name}", "rb") as found:
+            return found.read()
+
+    own = read(run.pid, "cmdline")
+    below = {}
+    for pid in descendants(run.pid):
+        try:
+            below[pid] = (read(pid, "cmdline"), int(read(pid, "stat").rsplit(b")", 1)[1].split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass
+    servers = {pid for pid, (line, _) in below.items() if b"multiprocessing.forkserver" in line}
+    return [pid for pid, (line, parent) in below.items()
+            if (line == own or parent in servers) and alive(pid)]
+
+
+def test_compress_goes_on_when_a_worker_is_killed(tmp_path, coffee):
+    # A real run: once the small photos are done, the worker still busy with the big one is
+    # killed (SIGKILL, as the OOM killer does); the big photo is tried again alone, and that
+    # worker is killed too. That input fails with a reason, the others are done, exit 3.
+    inputs = photos(tmp_path / "in", coffee, 3)
+    big = save_image(tmp_path / "in" / "big.png", np.tile(coffee, (5, 5, 1)))
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "colorquant", "compress", *map(str, inputs[:2]), str(big),
+               str(inputs[2]), "-o", str(output), "--jobs", "2", "--dither", "-k", "256"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    small_outputs = [output / f"{path.stem}-kmeans-k256.png" for path in inputs]
+    deadline = time.time() + 120
+    while run.poll() is None and time.time() < deadline and not all(p.exists() for p in small_outputs):
+        time.sleep(0.01)
+    killed = set()
+    for _ in range(2):  # the worker under the big photo, then the one that tries it again
+        while run.poll() is None and time.time() < deadline:
+            workers = [pid for pid in _workers_of(run) if pid not in killed]
+            if workers:
+                break
+            time.sleep(0.01)
+        assert run.poll() is None, "the big photo was done before its worker was killed"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+    out, err = run.communicate(timeout=120)
+    err = err.decode()
+    assert run.returncode == 3, err
+    assert "big.png: its worker process died" in err and "Traceback" not in err
+    assert sorted(p.name for p in output.iterdir()) == sorted(p.name for p in small_outputs)

@@ -352,7 +352,10 @@ def run_batch(
             summary.add(outcome)
             emit("result", outcome)
 
-        results = run_tasks(run_task, tasks, settings, jobs=jobs, client=client, preload="colorquant.batch")
+        results = run_tasks(run_task, tasks, settings, jobs=jobs, client=client, preload="colorquant.batch",
+                            lost=lambda task, error: problem_outcome(
+                                task.relpath, settings.method, type(error)(f"{task.relpath}: {error}"),
+                                time.perf_counter(), {}))
         record_results(results, tasks, known, manifest, summary, emit, wanted_hash,
                        remove_owned=lambda owned: _remove_owned(output_dir, owned),
                        keeping=lambda outcome, stored: _keeping(outcome, stored, output_dir, manifest))

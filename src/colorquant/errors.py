@@ -18,6 +18,7 @@ __all__ = [
     "MissingDependencyError",
     "BatchLockedError",
     "ManifestError",
+    "WorkerLostError",
     "error_class",
 ]
 
@@ -115,6 +116,11 @@ class ManifestError(ColorquantError):
 
 class BatchLockedError(ColorquantError):
     """Another batch is already writing to the same output folder."""
+
+
+class WorkerLostError(ColorquantError):
+    """The worker process compressing an input died under it (killed by a signal: the
+    out-of-memory killer, say). That input fails; the others are done."""
 
 
 def error_class(name: str | None) -> type[BaseException] | None:

@@ -173,7 +173,10 @@ def run_object_batch(
         emit("planned", {"total": summary.total, "todo": len(tasks), "up_to_date": summary.up_to_date})
 
         results = run_tasks(run_object_task, tasks, settings, jobs=jobs, client=client,
-                            preload="colorquant.objectbatch")
+                            preload="colorquant.objectbatch",
+                            lost=lambda task, error: problem_outcome(
+                                task.relpath, settings.method, type(error)(f"{task.relpath}: {error}"),
+                                time.perf_counter(), {}))
         record_results(results, tasks, known, manifest, summary, emit, wanted_hash,
                        remove_owned=lambda owned: _remove_owned(target, owned),
                        keeping=lambda outcome, stored: _keeping(outcome, stored, outputs))

@@ -17,12 +17,16 @@ __all__ = ["run_tasks", "worker_pool", "dask_client", "usable_cores"]
 
 
 def run_tasks(function, tasks: list, settings, *, jobs: int | None = None, client=None,
-              ordered: bool = False, preload: str = "colorquant.compress"):
+              ordered: bool = False, preload: str = "colorquant.compress", lost=None):
     """Yield ``function(task)`` for every task: in this process when one job (or one task)
     is enough, else on a local process pool of ``jobs`` workers, or on a Dask ``client``.
 
     Results come as tasks finish, or in the tasks' order with ``ordered``. At most a few
     tasks per worker are in flight, so memory stays flat for any number of tasks.
+
+    lost : callable(task, WorkerLostError) -> result, for a task whose worker process died
+        under it (SIGKILL from the out-of-memory killer, say): the pool is rebuilt and the
+        other tasks are done. Without it, the error is raised.
     """
     if not tasks:
         return
@@ -34,7 +38,7 @@ def run_tasks(function, tasks: list, settings, *, jobs: int | None = None, clien
         for task in tasks:
             yield function(task)
         return
-    yield from _run_on_pool(function, tasks, settings, jobs, ordered, preload)
+    yield from _run_on_pool(function, tasks, settings, jobs, ordered, preload, lost)
 
 
 def usable_cores() -> int:
@@ -46,30 +50,77 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _run_on_pool(function, tasks, settings, jobs: int, ordered: bool, preload: str):
+def _run_on_pool(function, tasks, settings, jobs: int, ordered: bool, preload: str, lost):
     from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     window = 4 * jobs
     pending_tasks = iter(tasks)
     pool = worker_pool(jobs, settings, preload=preload)
     try:
-        in_flight = [pool.submit(function, task) for task in _take(pending_tasks, window)]
+        in_flight = [(pool.submit(function, task), task) for task in _take(pending_tasks, window)]
         while in_flight:
+            futures = [future for future, _ in in_flight]
             if ordered:
-                finished = [in_flight[0]]
-                finished[0].result()
+                wait(futures[:1])
+                done = {futures[0]}
             else:
-                finished = list(wait(in_flight, return_when=FIRST_COMPLETED)[0])
-            for future in finished:
-                in_flight.remove(future)
-                yield future.result()
-            in_flight += [pool.submit(function, task) for task in _take(pending_tasks, len(finished))]
+                done = wait(futures, return_when=FIRST_COMPLETED)[0]
+            if any(isinstance(future.exception(), BrokenProcessPool) for future in done):
+                # A worker died under its task, and the pool with it: every task in flight
+                # is either finished or lost. Those lost are run again, one at a time, so
+                # the one that kills its worker again is known; then a new pool goes on.
+                _stop_workers(pool)
+                for result in _rerun_alone(function, in_flight, settings, preload, lost):
+                    yield result
+                pool = worker_pool(jobs, settings, preload=preload)
+                in_flight = [(pool.submit(function, task), task) for task in _take(pending_tasks, window)]
+                continue
+            finished = [(future, task) for future, task in in_flight if future in done]
+            for pair in finished:
+                in_flight.remove(pair)
+                yield pair[0].result()
+            in_flight += [(pool.submit(function, task), task) for task in _take(pending_tasks, len(finished))]
     except BaseException:
         # Ctrl-C, SIGTERM, a closed pipe, the consumer stopping early: queued tasks are
         # dropped and running ones stopped now, not finished first.
         _stop_workers(pool)
         raise
     pool.shutdown()
+
+
+def _rerun_alone(function, in_flight, settings, preload: str, lost):
+    """Results of the tasks in flight when the pool broke, in their order: those that had
+    finished as they were, the others run again alone in a one-worker pool; a task whose
+    worker dies again is ``lost``."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .errors import WorkerLostError
+
+    solo = None
+    try:
+        for future, task in in_flight:
+            if future.done() and not future.cancelled() and not isinstance(future.exception(), BrokenProcessPool):
+                yield future.result()  # finished before the break (its own error raised as ever)
+                continue
+            solo = solo or worker_pool(1, settings, preload=preload)
+            try:
+                yield solo.submit(function, task).result()
+            except BrokenProcessPool:
+                _stop_workers(solo)
+                solo = None
+                error = WorkerLostError("its worker process died while compressing it (killed by "
+                                        "the system, perhaps for want of memory); the other "
+                                        "inputs were done")
+                if lost is None:
+                    raise error from None
+                yield lost(task, error)
+    except BaseException:
+        if solo is not None:
+            _stop_workers(solo)  # Ctrl-C, SIGTERM: stop now, as the pool does
+        raise
+    if solo is not None:
+        solo.shutdown()
 
 
 def _stop_workers(pool) -> None:

@@ -216,8 +216,14 @@ def _compress_objects(args, settings, storage_options) -> ExitStatus:
                                 overwrite=args.force, storage_options=storage_options)
              for name in args.inputs]
     statuses = []
+    def lost(task, error):
+        from ..outcome import FAILED, Outcome
+
+        return Outcome.from_error(task.source, FAILED, type(error)(f"{task.source}: {error}"),
+                                  method=settings.method)
+
     for outcome in run_tasks(compress_object, tasks, settings, jobs=args.jobs, ordered=True,
-                             preload="colorquant.objectbatch"):
+                             preload="colorquant.objectbatch", lost=lost):
         statuses.append(outcome_status(outcome))
         _report(outcome, args, sys.stdout)
     return overall_status(statuses)
@@ -234,7 +240,12 @@ def _run_compress(inputs, settings, args, output_dir):
     one_file = partial(compress_file, settings=settings, output_dir=output_dir, overwrite=args.force,
                        output_path=Path(args.output) if args.output else None,
                        protect_ids=file_identities(inputs))
-    yield from run_tasks(one_file, list(inputs), settings, jobs=args.jobs, ordered=True)
+    def lost(name, error):
+        from ..outcome import FAILED, Outcome
+
+        return Outcome.from_error(name, FAILED, type(error)(f"{name}: {error}"), method=settings.method)
+
+    yield from run_tasks(one_file, list(inputs), settings, jobs=args.jobs, ordered=True, lost=lost)
 
 
 # --------------------------------------------------------------------------- batch

@@ -3,7 +3,8 @@
     0   all done
     1   internal error (a bug: please report it)
     2   usage error (bad option values are rejected before any file is touched)
-    3   at least one input could not be read (the others are still done)
+    3   at least one input could not be read, or its worker process was killed while
+        compressing it (the others are still done)
     4   an output could not be written
     75  batch: another batch is writing to the same output folder
     98  skipped by --skip-if-larger: the output would not be smaller than the input
@@ -55,6 +56,7 @@ def exit_status_for(error) -> ExitStatus:
         MissingDependencyError,
         OutputNotSmallerError,
         QualityTooLowError,
+        WorkerLostError,
     )
 
     if error is None:
@@ -65,6 +67,7 @@ def exit_status_for(error) -> ExitStatus:
         (MissingDependencyError, ExitStatus.USAGE),
         (ImageReadError, ExitStatus.READ_ERROR),
         (ManifestError, ExitStatus.READ_ERROR),
+        (WorkerLostError, ExitStatus.READ_ERROR),
         (ImageWriteError, ExitStatus.WRITE_ERROR),
         (OutputNotSmallerError, ExitStatus.SKIPPED_LARGER),
         (QualityTooLowError, ExitStatus.QUALITY_TOO_LOW),
