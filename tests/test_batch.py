@@ -650,3 +650,14 @@ def test_status_csv_cells_cannot_start_a_formula(run_cli, tmp_path, coffee):
     inputs = sorted(row[0] for row in cells[1:])
     assert inputs == ["'=HYPERLINK(1).png", "plain.png"]
     assert not any(cell.startswith(("=", "+", "@")) for row in cells for cell in row)
+
+
+def test_status_csv_dash_is_standard_output(run_cli, tmp_path, coffee):
+    source = make_tree(tmp_path, coffee)
+    assert run_cli("batch", source, "-o", tmp_path / "out").status == 0
+    result = run_cli("batch", "--status", tmp_path / "out", "--csv", "-")
+    assert result.status == 0, result
+    rows = list(csv.reader(result.out.splitlines()))
+    assert rows[0][0] == "input" and len(rows) == 3
+    assert "wrote 2 rows to standard output" in result.err
+    assert not (Path.cwd() / "-").exists()

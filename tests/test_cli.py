@@ -356,3 +356,14 @@ def test_output_with_a_trailing_slash_is_a_folder(run_cli, photo_png, tmp_path):
     assert result.status == 0, result
     assert (tmp_path / "small").is_dir()
     assert (tmp_path / "small" / "coffee-kmeans-k16.png").is_file()
+
+
+def test_standard_input_is_read_up_to_a_bound(tmp_path):
+    # compress - < /dev/zero: refused once past what any image within --max-pixels needs
+    with open("/dev/zero", "rb") as endless:
+        result = subprocess.run([sys.executable, "-m", "colorquant", "compress", "-", "--max-pixels", "1000",
+                                 "--output", str(tmp_path / "x.png")], stdin=endless, capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert "stdin: more than 67,108,864 bytes" in result.stderr
+    assert not (tmp_path / "x.png").exists()

@@ -19,6 +19,7 @@ from PIL import Image
 
 from colorquant import objects
 
+from .conftest import assert_one_line_error
 from .test_runners import alive, descendants
 
 SECRET = "s3cr3t-value-that-must-never-show"
@@ -310,3 +311,59 @@ def test_object_deleted_after_listing_and_throttled_requests_fail_only_that_inpu
     assert "kept throttling requests, gave up after 5 tries" in failed["photo04.png"]
     assert summary.counts["done"] == 20 - 1 and throttled["photo03.png"] == 0  # retried, then done
     assert (tmp_path / f"colorquant-s3-{bucket}-small.sqlite").is_file()  # the manifest beside the user
+
+
+def test_a_url_typo_is_a_usage_error_that_creates_nothing(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("batch", "s4://bkt/in", "-o", tmp_path / "typo")
+    assert_one_line_error(result, 2, "s4://: not a storage protocol colorquant knows")
+    assert "pip install" not in result.err
+    assert list(tmp_path.iterdir()) == []  # no folder, no manifest: the corrected command runs
+
+
+def test_a_missing_input_bucket_binds_no_manifest(s3, s3_env, s3_endpoint, tmp_path):
+    argv = ["batch", "s3://no-such-bucket-here/in", "-o", tmp_path / "out", *endpoint_option(s3_endpoint)]
+    result = run(*argv, env=s3_env)
+    assert result.returncode == 3, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["compress", "-", "--output", "s3://bkt/x.png"], "not to object storage"),
+    (["compress", "-", "-o", "s3://bkt/c2/"], "not to object storage"),
+    (["batch", "--status", "out", "--csv", "s3://bkt/rows.csv"], "--csv s3://bkt/rows.csv"),
+    (["batch", "in", "-o", "out", "--manifest", "s3://bkt/m.sqlite"], "--manifest s3://bkt/m.sqlite"),
+])
+def test_urls_where_they_are_not_supported_are_refused_before_any_work(run_cli, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    result = run_cli(*argv)
+    assert_one_line_error(result, 2, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no folder named s3:
+
+
+def test_storage_options_take_json_objects(s3, s3_env, s3_endpoint, bucket, tmp_path):
+    result = run("compress", f"s3://{bucket}/in/photo00.png", "-o", tmp_path, *endpoint_option(s3_endpoint),
+                 "--storage-option", 'client_kwargs={"region_name": "us-east-1"}', env=s3_env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "photo00-kmeans-k16.png").exists()
+
+
+def test_an_object_to_standard_output(s3, s3_env, s3_endpoint, bucket, tmp_path):
+    result = subprocess.run([*COMMAND, "compress", f"s3://{bucket}/in/photo01.png", "--output", "-",
+                             *endpoint_option(s3_endpoint)], capture_output=True, env=s3_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_s3_output_that_cannot_be_written_is_exit_4(s3_env, tmp_path, coffee):
+    # local input, an endpoint that does not answer: an output-side failure
+    from .conftest import save_image
+
+    photo = save_image(tmp_path / "p.png", coffee[:64, :64])
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run("compress", photo, "--output", "s3://bkt/p.png", "--storage-option",
+                 f"endpoint_url=http://127.0.0.1:{port}", env=s3_env)
+    assert result.returncode == 4, result.stderr

@@ -131,12 +131,19 @@ def run_object_batch(
     emit = on_event or (lambda kind, payload: None)
     wanted_hash = settings_hash(settings)
     summary = BatchSummary()
-    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    # Both stores reachable and the inputs listed before anything is created: a typo in a
+    # URL, a missing bucket or extra leaves no folder and binds no manifest.
+    target.filesystem()
+    inputs = source.list(recursive=recursive)
+    try:
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ImageWriteError(f"{manifest_path.parent}: cannot create the manifest's folder "
+                              f"({error.strerror or error})") from None
 
     with FolderLock(manifest_path.parent, f".{manifest_path.name}.lock"), \
             Manifest(manifest_path) as manifest, dask_client(scheduler, jobs) as client:
         manifest.bind(input_root=source.url, output_root=target.url)
-        inputs = source.list(recursive=recursive)
         outputs = target.list(recursive=True, writing=True)
         known = manifest.rows()
         from .batch import _output_stem, _stems_in_use
@@ -265,7 +272,7 @@ def compress_object(task: CompressObjectTask) -> Outcome:
             Path(folder.root).mkdir(parents=True, exist_ok=True)
             write_atomic(compressed.encoded, Path(folder.root) / name, overwrite=task.overwrite, protect=protect)
         else:
-            if not task.overwrite and folder.info(name) is not None:
+            if not task.overwrite and folder.info(name, writing=True) is not None:
                 raise ImageWriteError(f"{folder.url_of(name)}: already exists", remedy="overwrite")
             folder.write(name, compressed.encoded)
     except ColorquantError as error:
@@ -273,6 +280,12 @@ def compress_object(task: CompressObjectTask) -> Outcome:
                                   seconds=time.perf_counter() - started)
     return outcome.with_changes(output=folder.url_of(name) if not folder.is_local else str(Path(folder.root) / name),
                                 seconds=time.perf_counter() - started)
+
+
+def read_object(location: str, options=()) -> bytes:
+    """The bytes of one object (or file) named by URL; a missing one is an ImageReadError."""
+    folder, name = _folder_and_name(location, options)
+    return folder.read(name, listed=False)
 
 
 def _folder_and_name(location: str, options) -> tuple[ObjectFolder, str]:

@@ -127,7 +127,8 @@ class ObjectFolder:
         return posixpath.join(self.root, relpath) if relpath else self.root
 
     def filesystem(self):
-        key = (self.protocol, self.options)
+        # option values may be JSON objects (client_kwargs={...}): keyed by their JSON text
+        key = (self.protocol, json.dumps(self.options, sort_keys=True, default=str))
         if key not in _FILESYSTEMS:
             _FILESYSTEMS[key] = _open_filesystem(self.protocol, dict(self.options))
         return _FILESYSTEMS[key]
@@ -164,14 +165,16 @@ class ObjectFolder:
                 listed[name[len(prefix):]] = _info_of(detail)
         return listed
 
-    def info(self, relpath: str) -> ObjectInfo | None:
+    def info(self, relpath: str, *, writing: bool = False) -> ObjectInfo | None:
+        """What the store says of one object (None: there is none). ``writing``: asked of a
+        destination, so errors are write errors."""
         fs = self.filesystem()
         try:
             return _info_of(_with_retries(lambda: fs.info(self._path(relpath))))
         except FileNotFoundError:
             return None
         except Exception as error:  # noqa: BLE001
-            raise cloud_error(error, self.url_of(relpath), reading=True, options=self.options) from None
+            raise cloud_error(error, self.url_of(relpath), reading=not writing, options=self.options) from None
 
     def read(self, relpath: str, *, listed: bool = True) -> bytes:
         """The object's bytes; a missing one is an ImageReadError saying so (and, when it was
@@ -241,18 +244,27 @@ def _info_of(detail: dict) -> ObjectInfo:
 
 
 def _open_filesystem(protocol: str, options: dict):
-    package = _PACKAGES.get(protocol, f"the fsspec filesystem for {protocol}://")
     try:
         import fsspec
     except ImportError:
         raise MissingDependencyError(
             f"{protocol}:// needs the cloud extra: pip install 'colorquant[cloud]'") from None
+    from fsspec.registry import known_implementations
+
+    if protocol not in known_implementations and protocol not in fsspec.available_protocols():
+        raise InvalidParameterError(
+            f"{protocol}://: not a storage protocol colorquant knows (s3://, gs://, az://, "
+            "and the others of fsspec); is the URL spelt right?")
     try:
         fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError) as error:
-        raise MissingDependencyError(
-            f"{protocol}:// needs {package}: pip install 'colorquant[cloud]'"
-            + ("" if protocol in ("s3", "s3a") else f" {package}") + f" ({_first_line(error)})") from None
+        if protocol in ("s3", "s3a"):
+            advice = f"{protocol}:// needs s3fs: pip install 'colorquant[cloud]'"
+        elif protocol in _PACKAGES:
+            advice = f"{protocol}:// needs {_PACKAGES[protocol]}: pip install 'colorquant[cloud]' {_PACKAGES[protocol]}"
+        else:
+            advice = f"{protocol}:// needs a package that is not installed"
+        raise MissingDependencyError(f"{advice} ({_first_line(error)})") from None
     if protocol in ("s3", "s3a"):
         # fail fast on an endpoint that does not answer; botocore's default waits a minute
         config = dict(options.pop("config_kwargs", {}) or {})

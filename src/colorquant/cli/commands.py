@@ -81,9 +81,13 @@ def compress(args) -> ExitStatus:
              "larger than a palette PNG")
     if args.format == "gif" and not args.quiet:
         warn("GIF keeps only fully transparent or opaque pixels")
-    if reads_stdin or writes_stdout:
-        return _compress_stdio(args, settings, reads_stdin=reads_stdin, writes_stdout=writes_stdout)
     from ..objects import is_url, parse_storage_options
+
+    if reads_stdin or writes_stdout:
+        if any(is_url(name) for name in (args.output_dir, args.output)):
+            raise UsageError("an image from standard input is written to a file or to standard output, "
+                             "not to object storage: save it to a file first, then compress that file")
+        return _compress_stdio(args, settings, reads_stdin=reads_stdin, writes_stdout=writes_stdout)
 
     if any(is_url(name) for name in (*args.inputs, args.output_dir, args.output)):
         return _compress_objects(args, settings, parse_storage_options(args.storage_options))
@@ -169,8 +173,19 @@ def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -
     from ..compress import compress_to_bytes, default_output_name
     from ..storage import check_destination, write_atomic
 
-    source, name = (sys.stdin.buffer.read(), "stdin") if reads_stdin else (args.inputs[0], args.inputs[0])
-    protect = () if reads_stdin else (source,)
+    from ..objects import is_url
+
+    if reads_stdin:
+        source, name = _read_stdin(settings), "stdin"
+    elif is_url(args.inputs[0]):  # an object to standard output
+        from ..objectbatch import read_object
+        from ..objects import parse_storage_options
+
+        name = args.inputs[0]
+        source = read_object(name, parse_storage_options(args.storage_options))
+    else:
+        source, name = args.inputs[0], args.inputs[0]
+    protect = () if reads_stdin or not isinstance(source, str) else (source,)
     output = Path(args.output) if args.output and not writes_stdout else None
     folder = output.parent if output is not None else Path(args.output_dir) if args.output_dir else None
     created = _make_folder(folder, for_file=output) if folder is not None else []
@@ -191,6 +206,19 @@ def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -
             _remove_if_empty(created)
     _report(outcome, args, sys.stderr if writes_stdout else sys.stdout)
     return outcome_status(outcome)
+
+
+def _read_stdin(settings) -> bytes:
+    """Standard input's bytes, up to the largest file an image of ``settings.max_pixels``
+    could need (``compress - < /dev/zero`` would otherwise fill the memory): more is refused."""
+    from ..errors import ImageTooLargeError
+
+    limit = max(64 * 1024 * 1024, 8 * settings.max_pixels)  # 16-bit RGBA, uncompressed, and then some
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise ImageTooLargeError(f"stdin: more than {limit:,} bytes; no image within --max-pixels "
+                                 "needs that many", remedy="max_pixels")
+    return data
 
 
 def _write_stdout(data: bytes) -> None:
@@ -258,6 +286,7 @@ def batch(args) -> ExitStatus:
         raise UsageError("--csv goes with --status")
     if not args.output_dir:
         raise UsageError("batch needs -o/--output-dir OUTPUT_DIR")
+    _refuse_url("--manifest", args.manifest, "the manifest is an SQLite file on this machine")
     settings = settings_from_args(args)
     from ..batch import run_batch
     from ..objects import is_url, parse_storage_options
@@ -294,13 +323,21 @@ def _failures_status(error_kinds) -> ExitStatus:
     return overall_status(exit_status_for(error_class(kind)) for kind in error_kinds)
 
 
+def _refuse_url(option: str, value, why: str) -> None:
+    from ..objects import is_url
+
+    if value is not None and is_url(value):
+        raise UsageError(f"{option} {value}: {why}; give a local path")
+
+
 def batch_status(args) -> ExitStatus:
     from ..errors import ImageReadError, ImageWriteError
     from ..manifest import MANIFEST_NAME, Manifest
+    from ..objects import is_url
     from ..storage import same_file, write_atomic
 
-    from ..objects import is_url
-
+    _refuse_url("--manifest", args.manifest, "the manifest is an SQLite file on this machine")
+    _refuse_url("--csv", args.csv, "the CSV is written on this machine (or to standard output: --csv -)")
     if args.manifest:
         path = Path(args.manifest)
     elif is_url(args.folder):
@@ -311,9 +348,13 @@ def batch_status(args) -> ExitStatus:
         path = Path(args.folder) / MANIFEST_NAME
     if not path.is_file():
         raise ImageReadError(f"{path}: no manifest here (is {args.folder} a batch output folder?)")
+    to_stdout = args.csv == STDIO  # the rows on stdout, the report on stderr
     with Manifest(path, readonly=True) as manifest:
         summary = manifest.summary()
-        if args.csv:
+        if to_stdout:
+            data, exported = manifest.csv_bytes()
+            _write_stdout(data)
+        elif args.csv:
             target = Path(args.csv)
             for protected in manifest.own_files() + manifest.files_named():
                 if same_file(target, protected):
@@ -321,9 +362,10 @@ def batch_status(args) -> ExitStatus:
                                           "choose another name for the CSV")
             data, exported = manifest.csv_bytes()
             write_atomic(data, target, overwrite=args.force)
-    print(status_report(summary))
+    report = sys.stderr if to_stdout else sys.stdout
+    print(status_report(summary), file=report)
     if args.csv:
-        print(f"wrote {exported} rows to {args.csv}")
+        print(f"wrote {exported} rows to {'standard output' if to_stdout else args.csv}", file=report)
     return _failures_status(summary["error_kinds"])
 
 
