@@ -221,3 +221,16 @@ def test_ssimulacra2_target_in_python_cli_and_web(small_coffee, run_cli, tmp_pat
         response = client.post("/api/compress/json", files={"file": ("c.png", photo.read_bytes())},
                                data={"target_ssimulacra2": "60"})
     assert response.status_code == 200 and response.json()["colors"] == result.n_colors
+
+
+@pytest.mark.parametrize("metric, side", [("ssimulacra2", 7), ("ssim", 2)])
+def test_a_target_whose_figure_is_undefined_for_the_image_is_refused(run_cli, tmp_path, metric, side):
+    # --target-ssimulacra2 99 on a 5x5 random image once wrote 2 colours at 11.7 dB, "met"
+    pixels = np.random.default_rng(0).integers(0, 256, size=(side, side + 3, 3), dtype=np.uint8)
+    path = tmp_path / "tiny.png"
+    Image.fromarray(pixels).save(path)
+    result = run_cli("compress", path, f"--target-{metric}", "0.99" if metric == "ssim" else "99")
+    assert_one_line_error(result, 2, "tiny.png", "not defined for images under", "PSNR or MSE target")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.png"]
+    with pytest.raises(cq.InvalidParameterError, match="not defined"):
+        cq.quantize(pixels, **{f"target_{metric}": 0.99 if metric == "ssim" else 99})

@@ -109,6 +109,8 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
                 found = search_n_colors(prepared, loaded.pixels, settings)
             except QualityTooLowError as error:  # say which image, for runs of many
                 raise QualityTooLowError(f"{loaded.source}: {error.message}", best_value=error.best_value) from None
+            except InvalidParameterError as error:  # a target this image cannot be judged by
+                raise InvalidParameterError(f"{loaded.source}: {error.message}") from None
             n_colors, quantization = found.n_colors, found.quantization
             trace, target_met = found.trace, found.target_met
         labels = label_image(prepared, quantization, settings.dither)

@@ -83,6 +83,7 @@ class Metric:
     digits: int = 6
     description: str = ""
     identical: float | None = None  # the value for identical images (a target is then met)
+    min_side: int = 1  # images smaller on a side have no value of this figure
 
     def as_json(self) -> dict:
         return {"name": self.name, "title": self.title, "unit": self.unit,
@@ -283,10 +284,10 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            target_bounds=(0.0, 100.0, False),
            description="peak signal-to-noise ratio; inf for a lossless result"),
     Metric("ssim", "SSIM", lambda pair: ssim(pair.reference, pair.test),
-           target_bounds=(0.0, 1.0, False), identical=1.0,
+           target_bounds=(0.0, 1.0, False), identical=1.0, min_side=3,
            description="structural similarity (scikit-image, 7x7 window), channels averaged"),
     Metric("ssimulacra2", "SSIMULACRA2", lambda pair: ssimulacra2(pair.reference, pair.test),
-           target_bounds=(0.0, 100.0, False), identical=100.0, digits=4,
+           target_bounds=(0.0, 100.0, False), identical=100.0, digits=4, min_side=_SSIMULACRA2_MIN_SIDE,
            description="perceptual score of the JPEG XL project: 100 identical, 90 visually "
                        "lossless, 70 high quality, 50 medium"),
     Metric("ciede2000", "dE2000", lambda pair: mean_ciede2000(pair.reference, pair.test),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import QualityTooLowError
+from .errors import InvalidParameterError, QualityTooLowError
 from .metrics import METRICS, ImagePair, psnr_from_mse
 from .pipeline import PreparedImage, Quantization, fit, label_image
 from .settings import QualityTarget, Settings
@@ -123,6 +123,14 @@ def search_n_colors(prepared: PreparedImage, original: np.ndarray, settings: Set
     with the best value reached.
     """
     target, min_colors, max_colors = settings.target, settings.min_colors, settings.n_colors
+    metric = METRICS[target.metric]
+    height, width = original.shape[:2]
+    if min(height, width) < metric.min_side:
+        # The figure does not exist for this image: a made-up perfect score would "meet" any
+        # target (2 colours at 11.7 dB for a 5x5 image). Refused instead.
+        raise InvalidParameterError(
+            f"{width}x{height}: {metric.title} is not defined for images under {metric.min_side} "
+            f"pixels on a side, so a {metric.title} target cannot be judged; use a PSNR or MSE target")
     evaluator = _TargetEvaluator(prepared, original, settings)
     # At or above the number of distinct colours the result is lossless: nothing to search.
     ceiling = max(min_colors, min(max_colors, prepared.n_distinct))
