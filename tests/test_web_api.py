@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -228,3 +229,16 @@ def test_only_allowed_host_names_are_answered():
         assert "host name" in refused.json()["error"]
         for host in ("localhost:8000", "127.0.0.1", "[::1]:8000", "LOCALHOST"):
             assert local.get("/api/health", headers={"host": host}).status_code == 200, host
+
+
+def test_download_names_are_the_clis_for_an_image_of_few_colours(client, run_cli, tmp_path):
+    two = np.zeros((32, 48, 3), np.uint8)
+    two[:, 24:] = 255
+    data = encoded(two)
+    response = client.post("/api/compress", files=upload(data, "bw.png"))
+    assert response.status_code == 200
+    (tmp_path / "bw.png").write_bytes(data)
+    assert run_cli("compress", tmp_path / "bw.png").status == 0
+    cli_name = next(p.name for p in tmp_path.iterdir() if p.name != "bw.png")
+    assert response.headers["content-disposition"] == f'attachment; filename="{cli_name}"'
+    assert cli_name == "bw-kmeans-k16.png"

@@ -233,7 +233,9 @@ def _record(loaded, filename: str | None, settings, read_seconds: float) -> dict
 
     started = time.perf_counter() - read_seconds
     compressed = compress_image(loaded, settings)
-    name = download_name(filename, settings.method, compressed.figures.n_colors, settings.format)
+    # the CLI's name: the colour count asked for (or found by a target), not the count left
+    # once equal entries merged (a 2-colour image at -k 16 is still ...-k16.png)
+    name = download_name(filename, settings.method, compressed.result.n_colors_requested, settings.format)
     outcome = outcome_of(filename or "image", compressed, output=name,
                          seconds=time.perf_counter() - started)
     record = outcome.as_json()
