@@ -356,9 +356,14 @@ def run_batch(
                             lost=lambda task, error: problem_outcome(
                                 task.relpath, settings.method, type(error)(f"{task.relpath}: {error}"),
                                 time.perf_counter(), {}))
-        record_results(results, tasks, known, manifest, summary, emit, wanted_hash,
-                       remove_owned=lambda owned: _remove_owned(output_dir, owned),
-                       keeping=lambda outcome, stored: _keeping(outcome, stored, output_dir, manifest))
+        try:
+            record_results(results, tasks, known, manifest, summary, emit, wanted_hash,
+                           remove_owned=lambda owned: _remove_owned(output_dir, owned),
+                           keeping=lambda outcome, stored: _keeping(outcome, stored, output_dir, manifest))
+        except BaseException:
+            if client is not None:  # Dask workers stopped by SIGKILL leave their temporaries
+                remove_temporaries(output_dir, token)
+            raise
     return summary
 
 

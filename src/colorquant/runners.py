@@ -157,9 +157,18 @@ def dask_client(scheduler: str | None, jobs: int | None):
             "--scheduler needs Dask: pip install 'colorquant[dask]'") from None
     cluster = None
     if scheduler == "local":
+        import logging
+
+        # Dask's own log lines (a worker removed, a task cancelled) are not the user's news:
+        # the run says what happened, in one line
+        logging.getLogger("distributed").setLevel(logging.ERROR)
         cluster = LocalCluster(n_workers=min(jobs or usable_cores(), usable_cores()), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
+        # Our own workers: on Ctrl-C they are stopped at once, as the local pool's are (a
+        # cancelled Dask task that is running finishes, and would write its output after the
+        # run said it stopped)
+        _LOCAL_WORKERS[id(client)] = sorted(client.run(os.getpid).values())
     else:
         try:
             client = Client(scheduler, timeout="5s")
@@ -169,9 +178,25 @@ def dask_client(scheduler: str | None, jobs: int | None):
     try:
         yield client
     finally:
+        _LOCAL_WORKERS.pop(id(client), None)
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+# id(client) -> worker process ids, for clusters this process started (--scheduler local)
+_LOCAL_WORKERS: dict = {}
+
+
+def stop_local_workers(client) -> None:
+    """SIGKILL the worker processes of a local cluster this process started (nothing for a
+    remote scheduler's workers, which are not ours to stop); their temporary files are the
+    caller's to remove."""
+    import signal
+
+    for pid in _LOCAL_WORKERS.get(id(client), ()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _run_on_dask(function, tasks, client):
@@ -190,7 +215,8 @@ def _run_on_dask(function, tasks, client):
                 in_flight.add(submitted)
                 futures.add(submitted)
     except BaseException:
-        client.cancel(list(in_flight))  # queued and running tasks stop with the run
+        stop_local_workers(client)  # running tasks of our own cluster stop now
+        client.cancel(list(in_flight))  # queued ones are dropped
         raise
 
 

@@ -106,8 +106,9 @@ def compress(args) -> ExitStatus:
             _report(outcome, args, sys.stdout)
     except KeyboardInterrupt as stop:
         done = sum(status is ExitStatus.OK for status in statuses)
-        error(f"interrupted after {done} of {len(args.inputs)} inputs; the outputs written are "
-              "whole, no partial file left")
+        # inputs are reported in order: a later one's output may be written but not reported
+        error(f"interrupted after {done} of {len(args.inputs)} inputs were reported done; every "
+              "output written is whole, no partial file left")
         stop.reported = True
         raise
     finally:
@@ -305,8 +306,8 @@ def batch(args) -> ExitStatus:
             summary = run_batch(args.folder, args.output_dir, settings, **common)
     except KeyboardInterrupt as stop:
         progress.close()
-        error(f"interrupted after {progress.done} of {progress.total} inputs to do; the manifest "
-              "records them, and running the same command again does the rest")
+        error(f"interrupted after {progress.done} of {progress.total} inputs to do were recorded; "
+              "running the same command again does the rest, and keeps any output already written")
         stop.reported = True
         raise
     finally:
