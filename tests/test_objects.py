@@ -33,6 +33,12 @@ def _moto_server(extra_env: dict | None = None):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    return _moto_server_on(port, extra_env)
+
+
+def _moto_server_on(port: int, extra_env: dict | None = None):
+    import socket
+
     env = dict(os.environ, **(extra_env or {}))
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -367,3 +373,49 @@ def test_an_s3_output_that_cannot_be_written_is_exit_4(s3_env, tmp_path, coffee)
     result = run("compress", photo, "--output", "s3://bkt/p.png", "--storage-option",
                  f"endpoint_url=http://127.0.0.1:{port}", env=s3_env)
     assert result.returncode == 4, result.stderr
+
+
+def test_an_endpoint_that_dies_stops_the_run_and_its_failures_are_retried(s3_env, tmp_path, coffee):
+    # Inputs on a store of their own that goes away mid-run: the run stops with one line
+    # (exit 3), not one failure per remaining input; once the store is back (a new server on
+    # the same port, the same objects), a plain re-run retries what failed and finishes.
+    import fsspec
+
+    def start_store(port=None):
+        process, url = _moto_server() if port is None else _moto_server_on(port)
+        store = fsspec.filesystem("s3", endpoint_url=url, skip_instance_cache=True)
+        store.mkdir("gone")
+        for index in range(16):
+            buffer = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(coffee[index * 9 : index * 9 + 200, :300])).save(buffer, "PNG")
+            store.pipe_file(f"gone/in/p{index:02d}.png", buffer.getvalue())
+        return process, url
+
+    process, url = start_store()
+    output = tmp_path / "out"
+    argv = ["batch", "s3://gone/in", "-o", output, "--storage-option", f"endpoint_url={url}", "--jobs", "2",
+            "-k", "256", "--speed", "1"]
+    run_batch = subprocess.Popen([*COMMAND, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=s3_env, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(output.glob("*.png"))) < 2:
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    out, err = run_batch.communicate(timeout=120)
+    try:
+        assert run_batch.returncode == 3, err
+        lines = [line for line in err.splitlines() if line.startswith("colorquant:")]
+        assert "the run stopped: cannot reach the storage endpoint" in lines[-1]
+        assert "running the same command again retries it" in lines[-1]
+        done_before = len(list(output.glob("*.png")))
+        assert len(lines) <= 3, lines  # the inputs in flight at most, not every one left
+        assert 2 <= done_before < 16
+        process, _ = start_store(int(url.rsplit(":", 1)[1]))
+        again = run(*argv, env=s3_env)
+        assert again.returncode == 0, again.stderr
+        assert len(list(output.glob("*.png"))) == 16
+        assert f"already up to date    {done_before}" in again.stdout, again.stdout
+    finally:
+        process.kill()
+        process.wait()

@@ -32,6 +32,9 @@ REMEDIES = {
                   "web": "overwrite=True replaces it"},
     "force": {"python": "force=True replaces it", "cli": "--force replaces it",
               "web": "force=True replaces it"},
+    # a store that did not answer: nothing is wrong with the file, so a re-run tries it again
+    "retry": {"python": "running the batch again retries it", "cli": "running the same command "
+              "again retries it", "web": "try again later"},
 }
 
 

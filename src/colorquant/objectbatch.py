@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .batch import BatchSummary, problem_outcome, record_results, settings_hash
 from .compress import compress_image, outcome_of, output_name
-from .errors import ColorquantError, ImageWriteError, InvalidParameterError, OutputNotSmallerError
+from .errors import ColorquantError, ImageWriteError, InvalidParameterError, OutputNotSmallerError, error_class
 from .inputs import IMAGE_SUFFIXES
 from .manifest import Manifest
 from .objects import ObjectFolder, ObjectInfo
@@ -179,15 +179,30 @@ def run_object_batch(
         summary.deleted = manifest.mark_gone(gone, present=inputs)
         emit("planned", {"total": summary.total, "todo": len(tasks), "up_to_date": summary.up_to_date})
 
-        results = run_tasks(run_object_task, tasks, settings, jobs=jobs, client=client,
+        results = _until_unreachable(run_tasks(run_object_task, tasks, settings, jobs=jobs, client=client,
                             preload="colorquant.objectbatch",
                             lost=lambda task, error: problem_outcome(
                                 task.relpath, settings.method, type(error)(f"{task.relpath}: {error}"),
-                                time.perf_counter(), {}))
+                                time.perf_counter(), {})))
         record_results(results, tasks, known, manifest, summary, emit, wanted_hash,
                        remove_owned=lambda owned: _remove_owned(target, owned),
                        keeping=lambda outcome, stored: _keeping(outcome, stored, outputs))
     return summary
+
+
+def _until_unreachable(results):
+    """The results, up to and including the first that says the store did not answer: then
+    the run stops (the workers with it) rather than fail every remaining input one by one.
+    Such failures are retried by the next run."""
+    from .objects import UNREACHABLE
+
+    for outcome in results:
+        yield outcome
+        if outcome.status == FAILED and outcome.remedy == "retry" and UNREACHABLE in (outcome.error or ""):
+            results.close()  # stops the pool, as Ctrl-C does
+            kind = error_class(outcome.error_kind)
+            kind = kind if isinstance(kind, type) and issubclass(kind, ColorquantError) else ColorquantError
+            raise kind(f"the run stopped: {UNREACHABLE} (at {outcome.input})", remedy="retry")
 
 
 def _up_to_date(stored, listed: ObjectInfo, outputs: dict, wanted_hash: str, retry_failed: bool,
@@ -195,8 +210,9 @@ def _up_to_date(stored, listed: ObjectInfo, outputs: dict, wanted_hash: str, ret
     if stored is None or stored.settings_hash != wanted_hash:
         return False
     outcome = stored.outcome
-    if outcome.status == FAILED and (retry_failed or (force and outcome.remedy == "force")):
-        return False
+    if outcome.status == FAILED and (retry_failed or outcome.remedy == "retry"
+                                     or (force and outcome.remedy == "force")):
+        return False  # asked to try again; or the store did not answer last time
     if outcome.input_size != listed.size:
         return False
     if listed.identity is not None and outcome.input_hash != listed.identity:

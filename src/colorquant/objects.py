@@ -314,14 +314,26 @@ def cloud_error(error: BaseException, url: str, *, reading: bool, options=()) ->
         reason = f"access denied ({text})"
     elif isinstance(error, FileNotFoundError):
         reason = "no such bucket" if "bucket" in text.lower() else "no such object or folder"
-    elif name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-                  "ClientConnectorError", "ServerDisconnectedError") or isinstance(error, ConnectionError):
-        reason = f"cannot reach the storage endpoint ({text})"
+    elif unreachable(error):
+        return kind(f"{_redact(url, options)}: {UNREACHABLE} ({text})", remedy="retry")
     elif _throttled(error):
-        reason = f"the store kept throttling requests, gave up after {_ATTEMPTS} tries ({text})"
+        return kind(f"{_redact(url, options)}: the store kept throttling requests, gave up after "
+                    f"{_ATTEMPTS} tries ({text})", remedy="retry")
     else:
         reason = f"{'cannot read' if reading else 'cannot write'} ({name}: {text})"
     return kind(f"{_redact(url, options)}: {reason}")
+
+
+# What a failure says when the store did not answer (batch stops the run on it).
+UNREACHABLE = "cannot reach the storage endpoint"
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the store's endpoint did not answer (connection refused, reset,
+    timed out): a condition of the run, not of one object."""
+    name = type(error).__name__
+    return name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
+                    "ClientConnectorError", "ServerDisconnectedError") or isinstance(error, ConnectionError)
 
 
 def _first_line(error: BaseException) -> str:
