@@ -156,3 +156,48 @@ def test_server_refuses_unknown_host_names_by_default(server):
     port, _ = server
     assert _get(port, "/api/health", host="attacker.example")[0] == 400
     assert _get(port, "/api/health", host=f"localhost:{port}")[0] == 200
+
+
+def test_connections_that_send_their_headers_slowly_are_closed():
+    # slowloris: a header line every second, never the blank line that ends them
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "colorquant", "serve", "--port", str(port),
+                                "--header-timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if _get(port, "/api/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(5)]
+        started = time.monotonic()
+        for connection in slow:
+            connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        closed_after = {}
+        for second in range(12):
+            time.sleep(1)
+            for index, connection in enumerate(slow):
+                if index in closed_after:
+                    continue
+                try:
+                    connection.sendall(f"X-Slow-{second}: a\r\n".encode())
+                except OSError:
+                    closed_after[index] = time.monotonic() - started
+        assert len(closed_after) == len(slow), closed_after
+        assert max(closed_after.values()) < 6, closed_after  # 3 s, and the next send that notices
+        assert _get(port, "/api/health")[0] == 200  # a prompt client is still served
+        # a kept-alive connection gets the same deadline for its next request
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        kept.request("GET", "/api/health", headers={"Host": "127.0.0.1"})
+        assert kept.getresponse().read() and True
+        kept.sock.sendall(b"GET /api/health HTTP/1.1\r\n")
+        time.sleep(4.5)
+        with pytest.raises(OSError):
+            for _ in range(3):
+                kept.sock.sendall(b"X-Slow: a\r\n")
+                time.sleep(0.3)
+    finally:
+        process.terminate()
+        process.wait(10)

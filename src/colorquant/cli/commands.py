@@ -506,8 +506,11 @@ def serve(args) -> ExitStatus:
                                  max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels,
                                  allowed_hosts=hosts,
                                  min_upload_rate=args.min_upload_rate * 1024))
+    from ..web.protocol import protocol_with_header_timeout
+
     print(f"colorquant: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                http=protocol_with_header_timeout(args.header_timeout))
     return ExitStatus.OK
 
 

@@ -260,6 +260,9 @@ def build_parser() -> Parser:
     serve.add_argument("--min-upload-rate", type=int_in(1, None, "--min-upload-rate"), default=16,
                        metavar="KB_S", help="cut off uploads slower than this many KB/s after "
                                             "the first 10 s (408; default 16)")
+    serve.add_argument("--header-timeout", type=int_in(1, 3600, "--header-timeout"), default=10,
+                       metavar="SECONDS", help="close connections whose request headers are not in "
+                                               "within this many seconds (default 10)")
 
     demo = commands.add_parser("demo", help="run every method on a photo shipped with scikit-image",
                                description="Compress a scikit-image sample photo with every method.")
