@@ -277,3 +277,21 @@ def test_png_whose_image_data_ends_early_is_refused(run_cli, tmp_path):
     with TestClient(create_app()) as client:
         response = client.post("/api/compress", files={"file": ("short.png", path.read_bytes())})
     assert response.status_code == 415 and "truncated" in response.json()["error"]
+
+
+def test_a_huge_file_that_is_no_image_is_refused_from_its_first_bytes(tmp_path):
+    # a sparse 1 GB file: refused after reading 64 bytes, not 1 GB (peak memory of a fresh
+    # process that runs the command)
+    import subprocess
+    import sys
+
+    sparse = tmp_path / "huge.png"
+    with open(sparse, "wb") as handle:
+        handle.write(b"not an image at all")
+        handle.truncate(1 << 30)
+    script = ("import resource, sys; from colorquant.cli import main; status = main(['compress', sys.argv[1]]); "
+              "print(status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    result = subprocess.run([sys.executable, "-c", script, str(sparse)], capture_output=True, text=True, timeout=120)
+    status, peak_mib = map(int, result.stdout.split())
+    assert status == 3 and "not a supported image" in result.stderr, result.stderr
+    assert peak_mib < 400, f"peak memory {peak_mib} MiB"

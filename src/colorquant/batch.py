@@ -29,6 +29,7 @@ input and write their output themselves and return an :class:`~colorquant.outcom
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -132,10 +133,15 @@ def run_task(task: BatchTask) -> Outcome:
     started = time.perf_counter()
     identity = {}
     try:
-        data, info = read_regular_file(Path(task.input_root) / task.relpath)
+        from .imageio import head_problem, read_image
+
+        path = Path(task.input_root) / task.relpath
+        with contextlib.suppress(OSError):  # a file refused by its first bytes is still known
+            seen = os.stat(path)
+            identity = dict(input_size=seen.st_size, input_mtime_ns=seen.st_mtime_ns)
+        data, info = read_regular_file(path, head_problem=head_problem)
         identity = dict(input_size=info.st_size, input_mtime_ns=info.st_mtime_ns,
                         input_hash=content_hash(data))
-        from .imageio import read_image
 
         loaded = read_image(data, max_pixels=task.settings.max_pixels, name=task.relpath)
         compressed = compress_image(loaded, task.settings)

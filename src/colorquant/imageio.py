@@ -88,11 +88,27 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
         from .storage import read_regular_file
 
         path = Path(source)
-        data, _ = read_regular_file(path)
+        data, _ = read_regular_file(path, head_problem=head_problem)
         return _decode(data, name or str(path), max_pixels, path=path, n_bytes=len(data))
     raise InvalidParameterError(
         f"image must be a path, bytes, PIL.Image or ndarray; got {type(source).__name__}"
     )
+
+
+# First bytes of the formats colorquant reads.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def has_image_signature(start: bytes) -> bool:
+    """Whether ``start`` (a file's first 12 bytes or more) begins one of ALLOWED_FORMATS."""
+    return start.startswith(_SIGNATURES) or (start[:4] == b"RIFF" and start[8:12] == b"WEBP")
+
+
+def head_problem(start: bytes) -> str | None:
+    """Why a file that starts with ``start`` cannot be an image we read, or None."""
+    if has_image_signature(start):
+        return None
+    return f"not a supported image (expected {', '.join(ALLOWED_FORMATS)})"
 
 
 def header_pixels(data: bytes) -> int | None:

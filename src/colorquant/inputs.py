@@ -19,8 +19,6 @@ from .storage import not_regular_reason
 __all__ = ["Found", "Discovery", "discover", "IMAGE_SUFFIXES", "inside"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-# First bytes of the formats colorquant reads, for files whose suffix says nothing.
-_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,9 @@ def _is_image_by_content(path: Path) -> bool:
             start = handle.read(16)
     except OSError:
         return False
-    return start.startswith(_MAGIC) or (start[:4] == b"RIFF" and start[8:12] == b"WEBP")
+    from .imageio import has_image_signature
+
+    return has_image_signature(start)
 
 
 def discover(input_dir: Path, output_dir: Path, *, recursive: bool, include_hidden: bool = False) -> Discovery:

@@ -43,9 +43,13 @@ def not_regular_reason(mode: int) -> str | None:
     return "is not a regular file"
 
 
-def read_regular_file(path) -> tuple[bytes, os.stat_result]:
+def read_regular_file(path, *, head_problem=None) -> tuple[bytes, os.stat_result]:
     """The bytes of ``path`` and its stat, refusing anything but a regular file before
-    reading (opened with O_NONBLOCK, so a named pipe cannot block the open either)."""
+    reading (opened with O_NONBLOCK, so a named pipe cannot block the open either).
+
+    head_problem : callable(first 64 bytes) -> reason or None; a reason refuses the file
+        before the rest is read (a sparse 1 GB file that is no image costs one small read)
+    """
     name = str(path)
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -66,7 +70,10 @@ def read_regular_file(path) -> tuple[bytes, os.stat_result]:
         if info.st_size == 0:
             raise ImageReadError(f"{name}: empty file")
         try:
-            return handle.read(), info
+            head = handle.read(64)
+            if head_problem is not None and (reason := head_problem(head)) is not None:
+                raise ImageReadError(f"{name}: {reason}")
+            return head + handle.read(), info
         except OSError as error:
             raise ImageReadError(f"{name}: cannot read ({error.strerror or error})") from None
 
