@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from colorquant.batch import LOCK_NAME, settings_hash
@@ -661,3 +662,38 @@ def test_status_csv_dash_is_standard_output(run_cli, tmp_path, coffee):
     assert rows[0][0] == "input" and len(rows) == 3
     assert "wrote 2 rows to standard output" in result.err
     assert not (Path.cwd() / "-").exists()
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+def test_a_folder_that_cannot_be_read_is_reported_and_the_rest_done(run_cli, tmp_path, coffee, monkeypatch, recursive):
+    # As a folder of mode 000 or 711 looks to a user who is not root (the tests run as root,
+    # who may read anything, so the file system's refusal is played by os.scandir and os.stat).
+    source = make_tree(tmp_path, coffee)
+    locked = source / "trip"
+    real_scandir, real_lstat, real_stat = os.scandir, os.lstat, os.stat
+
+    def scandir(path="."):
+        if Path(os.fsdecode(path)) == locked:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_scandir(path)
+
+    def lstat(path, *args, **kwargs):
+        if Path(os.fsdecode(path)).parent == locked:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_lstat(path, *args, **kwargs)
+
+    def stat(path, *args, **kwargs):
+        if isinstance(path, (str, bytes, os.PathLike)) and Path(os.fsdecode(path)).parent == locked:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "lstat", lstat)
+    monkeypatch.setattr(os, "stat", stat)
+    result = run_cli("batch", source, "-o", tmp_path / "out", *(["--recursive"] if recursive else []))
+    assert (tmp_path / "out" / "img000-kmeans-k16.png").exists()  # the others are done
+    if recursive:
+        assert result.status == 3, result
+        assert "trip/: cannot read this folder (Permission denied)" in result.err
+    else:  # not read without --recursive, so nothing to report
+        assert result.status == 0, result

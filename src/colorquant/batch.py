@@ -308,6 +308,8 @@ def run_batch(
         room = stem_room(settings.method, settings.format)
         seen = set()
         tasks, settled = [], []  # settled: outcomes decided without running (refusals)
+        for folder, reason in found.unreadable:  # reported and counted; not an input, so no row
+            settled.append(Outcome(folder + "/", FAILED, error=f"{folder}/: {reason}", error_kind="ImageReadError"))
         for candidate in found.inputs:
             relpath = candidate.relpath
             seen.add(relpath)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ImageReadError
 from .manifest import MANIFEST_NAME
 from .storage import not_regular_reason
 
@@ -35,6 +36,7 @@ class Discovery:
     hidden: int = 0
     not_images: int = 0
     pruned: list = field(default_factory=list)  # folders left out, relative to the input root
+    unreadable: list = field(default_factory=list)  # (folder relative to the input root, reason)
 
 
 def _is_image_by_content(path: Path) -> bool:
@@ -58,14 +60,31 @@ def discover(input_dir: Path, output_dir: Path, *, recursive: bool, include_hidd
     """
     found = Discovery()
     input_real, output_real = input_dir.resolve(), output_dir.resolve()
-    for folder, subfolders, names in os.walk(input_dir, followlinks=False):
+
+    def unreadable(error: OSError) -> None:  # os.walk's report of a folder it cannot list
+        where = Path(error.filename) if error.filename else input_dir
+        reason = f"cannot read this folder ({error.strerror or error}); its images were not looked at"
+        if where == input_dir:
+            raise ImageReadError(f"{input_dir}: {reason}")
+        found.unreadable.append((str(where.relative_to(input_dir)), reason))
+
+    for folder, subfolders, names in os.walk(input_dir, followlinks=False, onerror=unreadable):
         folder_path = Path(folder)
         kept = []
         for name in sorted(subfolders):
             path = folder_path / name
             if name.startswith(".") and not include_hidden:
                 found.hidden += 1
-            elif path.resolve() == output_real or (path / MANIFEST_NAME).exists():
+                continue
+            try:
+                pruned = path.resolve() == output_real or os.path.lexists(path / MANIFEST_NAME)
+            except OSError as error:  # cannot even look inside (mode 000)
+                if recursive:
+                    found.unreadable.append((str(path.relative_to(input_dir)),
+                                             f"cannot read this folder ({error.strerror or error}); "
+                                             "its images were not looked at"))
+                continue  # without --recursive it would not be read anyway
+            if pruned:
                 found.pruned.append(str(path.relative_to(input_dir)))
             elif recursive:
                 kept.append(name)
