@@ -422,6 +422,7 @@ def test_a_rerun_exits_3_while_inputs_stand_failed_and_agrees_with_status(run_cl
     again = run_cli("batch", source, "-o", output)
     assert again.status == 3, again
     assert "failed                1 (0 now, 1 from earlier runs" in again.out
+    assert "already up to date    2\n" in again.out  # the failed one is not up to date
     status = run_cli("batch", "--status", output)
     assert status.status == 3 and "failed    1" in status.out
 

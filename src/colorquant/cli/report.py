@@ -151,7 +151,9 @@ def batch_summary(summary) -> str:
         failed += f" ({counts['failed']} now, {summary.failed_before} from earlier runs; --retry-failed tries them)"
     lines = [
         f"{'images found':<22}{summary.total}",
-        f"{'already up to date':<22}{summary.up_to_date}",
+        # an input that stands failed from an earlier run is not "up to date": it is counted
+        # under failed, with the earlier runs' share said
+        f"{'already up to date':<22}{summary.up_to_date - summary.failed_before}",
         f"{'done now':<22}{counts['done']}",
         f"{'skipped':<22}{counts['skipped']}",
         f"{'failed':<22}{failed}",
