@@ -242,3 +242,20 @@ def test_download_names_are_the_clis_for_an_image_of_few_colours(client, run_cli
     cli_name = next(p.name for p in tmp_path.iterdir() if p.name != "bw.png")
     assert response.headers["content-disposition"] == f'attachment; filename="{cli_name}"'
     assert cli_name == "bw-kmeans-k16.png"
+
+
+def test_head_is_answered_where_get_is(client):
+    for path in ("/", "/api/health", "/api/methods", "/api/settings", "/docs"):
+        response = client.head(path)
+        assert response.status_code == 200, path
+        assert response.content == b""
+
+
+def test_metrics_all_is_every_figure_as_on_the_command_line(client, coffee):
+    from colorquant.metrics import METRICS
+
+    response = client.post("/api/compress/json", files=upload(encoded(coffee[:64, :64])),
+                           data={"metrics": "all", "colors": "8"})
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert all(record[name] is not None for name in METRICS)

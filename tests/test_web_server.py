@@ -201,3 +201,49 @@ def test_connections_that_send_their_headers_slowly_are_closed():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_port_in_use_is_one_line_before_any_serving_on(run_cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "colorquant", "serve", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], lines
+    assert "serving on" not in result.stderr
+
+
+def test_an_empty_allowed_hosts_list_is_a_usage_error(run_cli):
+    from .conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli("serve", "--allowed-hosts", ""), 2, "--allowed-hosts needs at least one")
+
+
+def test_a_client_that_goes_away_mid_upload_leaves_no_traceback(coffee):
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "colorquant", "serve", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if _get(port, "/api/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as gone:
+                gone.sendall(b"POST /api/compress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
+                             b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+                             b"Content-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
+                             + b"\0" * 5000)
+                time.sleep(0.3)
+        time.sleep(0.5)
+        assert _get(port, "/api/health")[0] == 200
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0].decode(errors="replace")
+    assert "Traceback" not in output and "Exception in ASGI application" not in output, output

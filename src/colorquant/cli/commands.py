@@ -498,6 +498,9 @@ def serve(args) -> ExitStatus:
             f"the web app needs its extra: pip install 'colorquant[web]' ({problem})") from None
     if args.allowed_hosts is not None:
         hosts = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
+        if not hosts:
+            raise UsageError("--allowed-hosts needs at least one host name (or * for any); "
+                             "with none, every request would be refused")
     elif args.host in ("127.0.0.1", "localhost", "::1"):
         hosts = ("localhost", "127.0.0.1", "::1")  # DNS rebinding cannot reach a local server
     else:
@@ -508,10 +511,34 @@ def serve(args) -> ExitStatus:
                                  min_upload_rate=args.min_upload_rate * 1024))
     from ..web.protocol import protocol_with_header_timeout
 
-    print(f"colorquant: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                http=protocol_with_header_timeout(args.header_timeout))
+    listening = _listen(args.host, args.port)  # before saying so: the port may be taken
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"colorquant: serving on http://{shown_host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    config = uvicorn.Config(app, log_level="warning", http=protocol_with_header_timeout(args.header_timeout))
+    uvicorn.Server(config).run(sockets=[listening])
     return ExitStatus.OK
+
+
+def _listen(host: str, port: int):
+    """A listening socket on ``host``:``port``, or a usage error saying why there is none."""
+    import socket
+
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+        listening = socket.socket(family, kind, protocol)
+    except (OSError, UnicodeError) as problem:
+        raise UsageError(f"cannot listen on {host}:{port} ({getattr(problem, 'strerror', None) or problem})") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(2048)
+    except OSError as problem:
+        listening.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({problem.strerror or problem}"
+                         + ("; is another server using it?" if problem.errno == 98 else "") + ")") from None
+    listening.set_inheritable(True)
+    return listening
 
 
 COMMANDS = {"compress": compress, "batch": batch, "compare": compare, "demo": demo,

@@ -163,8 +163,10 @@ def build_parser() -> Parser:
         prog="colorquant",
         description="Make images smaller with a palette learned by clustering "
         "(K-Means, Mini-Batch K-Means, Gaussian mixture).",
-        epilog="Exit statuses: 0 ok, 2 usage, 3 unreadable input, 4 write failed, "
-        "98 skipped (not smaller), 99 quality target not met.",
+        epilog="Exit statuses: 0 ok, 1 internal error (a bug), 2 usage, 3 unreadable input (or its "
+        "worker killed), 4 write failed, 75 another batch holds the output folder, 98 skipped "
+        "(not smaller), 99 quality target not met, 130/143 interrupted (Ctrl-C/SIGTERM), "
+        "141 the reader of standard output went away.",
     )
     parser.add_argument("--version", action="version", version=f"colorquant {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -388,13 +388,13 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.slots = Slots(app.state.settings.max_in_flight, app.state.settings.max_pixels_in_flight)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/", page, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/docs", docs_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/static/docs", StaticFiles(directory=_swagger_files()), name="docs")  # before /static
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_api_route("/api/health", health, methods=["GET"])
-    app.add_api_route("/api/methods", methods, methods=["GET"])
-    app.add_api_route("/api/settings", settings_route, methods=["GET"])
+    app.add_api_route("/api/health", health, methods=["GET", "HEAD"])
+    app.add_api_route("/api/methods", methods, methods=["GET", "HEAD"])
+    app.add_api_route("/api/settings", settings_route, methods=["GET", "HEAD"])
     schema = {"requestBody": form_schema()}
     app.add_api_route("/api/compress", compress_png, methods=["POST"], response_class=Response,
                       responses={200: {"content": {"image/png": {}}}}, openapi_extra=schema)

@@ -34,7 +34,7 @@ def _fields() -> dict:
         "seed": ("integer", "random seed (default 0)", {"minimum": 0, "maximum": MAX_SEED}),
         "speed": ("integer", "1 (slowest, best) to 11 (fastest), default 4",
                   {"minimum": MIN_SPEED, "maximum": MAX_SPEED}),
-        "metrics": ("string", "figures beyond MSE and PSNR, comma-separated (default ssim)", {}),
+        "metrics": ("string", "figures beyond MSE and PSNR, comma-separated, or all (default ssim)", {}),
         "color_space": ("string", "space to cluster in (default mixed; rgb for a PSNR or MSE target)",
                         {"enum": list(COLOR_SPACES)}),
         "dither": ("number", "error diffusion 0-1 (default 0)", {"minimum": 0, "maximum": 1}),
@@ -126,7 +126,9 @@ def _settings(fields: dict, method: str, max_pixels: int, *, strict: bool):
     targets = {f"target_{name}": fields.get(f"target_{name}") for name in METRICS
                if METRICS[name].target_bounds is not None}
     try:
-        metrics = [name.strip() for name in fields.get("metrics", "ssim").split(",") if name.strip()]
+        metrics = [name.strip().lower() for name in fields.get("metrics", "ssim").split(",") if name.strip()]
+        if metrics == ["all"]:  # as on the command line
+            metrics = list(METRICS)
         return Settings.from_keywords(
             n_colors=fields.get("colors"), method=method, random_state=fields.get("seed", 0),
             speed=fields.get("speed", DEFAULT_SPEED), metrics=tuple(metrics),
@@ -142,12 +144,15 @@ async def read_upload(request, web_settings) -> Upload:
     """The form of ``request``, checked: raises FormError for a missing file or a bad field."""
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     known = _fields()
     try:
         form = await request.form(max_files=1, max_fields=len(known) + 1)
     except HTTPException as error:  # a malformed multipart body
         raise FormError(f"request: {error.detail}") from None
+    except ClientDisconnect:  # gone mid-upload: nobody to answer, nothing to log
+        raise FormError("request: the client went away during the upload") from None
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise FormError("file: a file upload is required")
