@@ -29,21 +29,25 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _start_server(*options: str):
+    """``colorquant serve`` on a free port, answering its health check: (port, process)."""
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "colorquant", "serve", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "colorquant", "serve", "--port", str(port), *options],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             if _get(port, "/api/health")[0] == 200:
-                break
+                return port, process
         except OSError:
             time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("colorquant serve did not start: " + process.stdout.read().decode(errors="replace"))
+    process.kill()
+    pytest.fail("colorquant serve did not start: " + process.stdout.read().decode(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def server():
+    port, process = _start_server()
     yield port, process
     process.terminate()
     process.wait(10)
@@ -160,17 +164,8 @@ def test_server_refuses_unknown_host_names_by_default(server):
 
 def test_connections_that_send_their_headers_slowly_are_closed():
     # slowloris: a header line every second, never the blank line that ends them
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "colorquant", "serve", "--port", str(port),
-                                "--header-timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port, process = _start_server("--header-timeout", "3")
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if _get(port, "/api/health")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         slow = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(5)]
         started = time.monotonic()
         for connection in slow:
@@ -223,17 +218,8 @@ def test_an_empty_allowed_hosts_list_is_a_usage_error(run_cli):
 
 
 def test_a_client_that_goes_away_mid_upload_leaves_no_traceback(coffee):
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "colorquant", "serve", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port, process = _start_server()
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if _get(port, "/api/health")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         for _ in range(3):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as gone:
                 gone.sendall(b"POST /api/compress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
