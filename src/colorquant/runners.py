@@ -161,7 +161,8 @@ def dask_client(scheduler: str | None, jobs: int | None):
 
         # Dask's own log lines (a worker removed, a task cancelled) are not the user's news:
         # the run says what happened, in one line
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        for name in ("distributed", "tornado"):  # tornado: callbacks cut short by the workers' stop
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         cluster = LocalCluster(n_workers=min(jobs or usable_cores(), usable_cores()), threads_per_worker=1,
                                processes=True, dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
@@ -215,8 +216,10 @@ def _run_on_dask(function, tasks, client):
                 in_flight.add(submitted)
                 futures.add(submitted)
     except BaseException:
-        stop_local_workers(client)  # running tasks of our own cluster stop now
-        client.cancel(list(in_flight))  # queued ones are dropped
+        if id(client) in _LOCAL_WORKERS:
+            stop_local_workers(client)  # our own cluster: its running tasks stop now, with it
+        else:
+            client.cancel(list(in_flight))  # another's cluster: queued tasks are dropped
         raise
 
 
