@@ -130,6 +130,46 @@ def test_a_killed_worker_loses_its_task_only_and_the_pool_is_rebuilt(ordered):
         (expected if ordered else sorted(expected, key=lambda r: -1 if r is None else r))
 
 
+class PoolThatBreaksBetweenWaits:
+    """A pool whose worker dies after the results before it were taken: the break shows at
+    the next ``submit`` (as ProcessPoolExecutor raises it), not at a wait. Task 9 breaks it
+    once; run again, it is done."""
+    broke = False
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def submit(self, function, task):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        if task == 9 and not PoolThatBreaksBetweenWaits.broke:
+            PoolThatBreaksBetweenWaits.broke = True
+            raise BrokenProcessPool("A child process terminated abruptly")
+        future = Future()
+        future.set_result(function(task))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_pool_that_broke_between_waits_has_its_tasks_run_again(ordered, monkeypatch):
+    from colorquant.settings import Settings
+
+    monkeypatch.setattr(PoolThatBreaksBetweenWaits, "broke", False)
+    monkeypatch.setattr(runners, "worker_pool", PoolThatBreaksBetweenWaits)
+    monkeypatch.setattr(runners, "usable_cores", lambda: 2)
+    tasks = list(range(12))
+    results = list(runners.run_tasks(lambda task: task * task, tasks, Settings(), jobs=2, ordered=ordered,
+                                     lost=lambda task, error: pytest.fail(f"task {task} lost")))
+    assert PoolThatBreaksBetweenWaits.broke
+    assert sorted(results) == [task * task for task in tasks]
+    if ordered:
+        assert results == [task * task for task in tasks]
+
+
 def _workers_of(run) -> list[int]:
     """The run's live workers: descendants forked from it (they carry its command line) or
     from its fork server (the children of the process running multiprocessing.forkserver)."""

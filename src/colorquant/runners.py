@@ -58,7 +58,7 @@ def _run_on_pool(function, tasks, settings, jobs: int, ordered: bool, preload: s
     pending_tasks = iter(tasks)
     pool = worker_pool(jobs, settings, preload=preload)
     try:
-        in_flight = [(pool.submit(function, task), task) for task in _take(pending_tasks, window)]
+        in_flight = [(_submit(pool, function, task), task) for task in _take(pending_tasks, window)]
         while in_flight:
             futures = [future for future, _ in in_flight]
             if ordered:
@@ -74,19 +74,34 @@ def _run_on_pool(function, tasks, settings, jobs: int, ordered: bool, preload: s
                 for result in _rerun_alone(function, in_flight, settings, preload, lost):
                     yield result
                 pool = worker_pool(jobs, settings, preload=preload)
-                in_flight = [(pool.submit(function, task), task) for task in _take(pending_tasks, window)]
+                in_flight = [(_submit(pool, function, task), task) for task in _take(pending_tasks, window)]
                 continue
             finished = [(future, task) for future, task in in_flight if future in done]
             for pair in finished:
                 in_flight.remove(pair)
                 yield pair[0].result()
-            in_flight += [(pool.submit(function, task), task) for task in _take(pending_tasks, len(finished))]
+            in_flight += [(_submit(pool, function, task), task) for task in _take(pending_tasks, len(finished))]
     except BaseException:
         # Ctrl-C, SIGTERM, a closed pipe, the consumer stopping early: queued tasks are
         # dropped and running ones stopped now, not finished first.
         _stop_workers(pool)
         raise
     pool.shutdown()
+
+
+def _submit(pool, function, task):
+    """``pool.submit``, or for a pool that broke since the last wait (a worker died while
+    the results before it were taken) a future that failed with BrokenProcessPool, so the
+    task is rerun with the others in flight when the break is reached."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return pool.submit(function, task)
+    except BrokenProcessPool as error:
+        future = Future()
+        future.set_exception(error)
+        return future
 
 
 def _rerun_alone(function, in_flight, settings, preload: str, lost):
