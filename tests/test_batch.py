@@ -157,7 +157,7 @@ def test_batch_refuses_links_leading_outside(run_cli, tmp_path, coffee):
     assert "link leads outside the input folder" in rows["escape.png"]["error"]
     assert rows["inside.png"]["status"] == "done"
     assert not any("linked-folder" in relpath for relpath in rows)
-    written = {p.resolve() for p in tmp_path.rglob("*-kmeans-k16.png")}
+    written = {p.resolve() for p in tmp_path.rglob("*-kmeans-k200.png")}
     assert all(path.is_relative_to(output.resolve()) for path in written)
 
 
@@ -310,7 +310,7 @@ def test_only_its_own_temporary_files_are_cleaned_up(run_cli, tmp_path, coffee):
     # a leftover of this folder's own (a killed run's) is removed, and counted
     with sqlite3.connect(tmp_path / "colorquant.sqlite") as db:
         token = db.execute("SELECT value FROM meta WHERE key = 'temp_token'").fetchone()[0]
-    leftover = tmp_path / f".img000-kmeans-k16.png.{token}.abc123_x.part"
+    leftover = tmp_path / f".img000-kmeans-k200.png.{token}.abc123_x.part"
     leftover.write_bytes(b"half a png")
     again = run_cli("batch", source, "-o", tmp_path, "--recursive")
     assert not leftover.exists() and "temporaries removed" in again.out
@@ -325,7 +325,7 @@ def test_new_settings_that_skip_or_fail_keep_the_earlier_output(run_cli, tmp_pat
     again = run_cli("batch", source, "-o", output, "--target-psnr", "60", "-k", "32")
     assert again.status == 0, again  # skipping is what was asked for
     assert {name: (output / name).read_bytes() for name in image_files(output)} == before
-    assert "earlier output img000-kmeans-k16.png kept" in again.err
+    assert "earlier output img000-kmeans-k200.png kept" in again.err
     assert "earlier outputs kept" in again.out
     rows = manifest_rows(output)
     assert {r["status"] for r in rows.values()} == {"skipped"}
@@ -338,20 +338,20 @@ def test_missing_outputs_are_rebuilt_and_changed_ones_are_left_alone(run_cli, tm
     source = make_tree(tmp_path, coffee)
     output = tmp_path / "out"
     assert run_cli("batch", source, "-o", output).status == 0
-    good = (output / "img002-kmeans-k16.png").read_bytes()
-    (output / "img000-kmeans-k16.png").unlink()
-    (output / "img002-kmeans-k16.png").write_bytes(b"edited by hand")
+    good = (output / "img002-kmeans-k200.png").read_bytes()
+    (output / "img000-kmeans-k200.png").unlink()
+    (output / "img002-kmeans-k200.png").write_bytes(b"edited by hand")
     for extra in ((), ("--retry-failed",)):
         result = run_cli("batch", source, "-o", output, *extra)
         assert result.status == 4, result
-        assert (output / "img000-kmeans-k16.png").exists()  # rebuilt
-        assert (output / "img002-kmeans-k16.png").read_bytes() == b"edited by hand"  # not ours now
+        assert (output / "img000-kmeans-k200.png").exists()  # rebuilt
+        assert (output / "img002-kmeans-k200.png").read_bytes() == b"edited by hand"  # not ours now
         row = manifest_rows(output)["img002.png"]
         assert row["status"] == "failed" and "changed since" in row["error"]
     assert "--force replaces it" in result.err
     forced = run_cli("batch", source, "-o", output, "--force")
     assert forced.status == 0, forced
-    assert (output / "img002-kmeans-k16.png").read_bytes() == good
+    assert (output / "img002-kmeans-k200.png").read_bytes() == good
 
 
 def test_a_manifest_serves_one_output_folder_and_one_input_folder(run_cli, tmp_path, coffee):
@@ -360,7 +360,7 @@ def test_a_manifest_serves_one_output_folder_and_one_input_folder(run_cli, tmp_p
     assert run_cli("batch", source, "-o", tmp_path / "a", "--manifest", shared).status == 0
     refused = run_cli("batch", source, "-o", tmp_path / "b", "--manifest", shared)
     assert_one_line_error(refused, 2, "belongs to the output folder", str((tmp_path / "a").resolve()))
-    assert not (tmp_path / "b" / "img000-kmeans-k16.png").exists()
+    assert not (tmp_path / "b" / "img000-kmeans-k200.png").exists()
     other = tmp_path / "other"
     other.mkdir()
     Image.fromarray(coffee[:50, :50]).save(other / "img000.png")
@@ -375,15 +375,15 @@ def test_files_it_did_not_write_are_left_alone_unless_forced(run_cli, tmp_path, 
     source = make_tree(tmp_path, coffee)
     output = tmp_path / "out"
     output.mkdir()
-    (output / "img000-kmeans-k16.png").write_bytes(b"made by hand")
+    (output / "img000-kmeans-k200.png").write_bytes(b"made by hand")
     result = run_cli("batch", source, "-o", output)
     assert result.status == 4, result
-    assert (output / "img000-kmeans-k16.png").read_bytes() == b"made by hand"
+    assert (output / "img000-kmeans-k200.png").read_bytes() == b"made by hand"
     row = manifest_rows(output)["img000.png"]
     assert row["status"] == "failed" and "not written by this batch" in row["error"] and row["output"] is None
     assert manifest_rows(output)["img002.png"]["status"] == "done"
     assert run_cli("batch", source, "-o", output, "--retry-failed", "--force").status == 0
-    assert (output / "img000-kmeans-k16.png").read_bytes()[:4] == b"\x89PNG"
+    assert (output / "img000-kmeans-k200.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_lost_manifest_is_rebuilt_and_existing_right_outputs_are_adopted(run_cli, tmp_path, coffee):
@@ -484,13 +484,13 @@ def test_inputs_sharing_a_stem_get_distinct_names_that_stay(run_cli, tmp_path, c
     Image.fromarray(coffee[100:160, :80]).save(source / "x.jpg")
     output = tmp_path / "out"
     assert run_cli("batch", source, "-o", output).status == 0
-    assert image_files(output) == {"x-kmeans-k16.png", "x-png-kmeans-k16.png"}
+    assert image_files(output) == {"x-kmeans-k200.png", "x-png-kmeans-k200.png"}
     rows = manifest_rows(output)
-    assert rows["x.jpg"]["output"] == "x-kmeans-k16.png" and rows["x.png"]["output"] == "x-png-kmeans-k16.png"
+    assert rows["x.jpg"]["output"] == "x-kmeans-k200.png" and rows["x.png"]["output"] == "x-png-kmeans-k200.png"
     # a newcomer sorting first does not take a name already given
     Image.fromarray(coffee[200:260, :80]).save(source / "x.bmp")
     assert run_cli("batch", source, "-o", output).status == 0
-    assert manifest_rows(output)["x.bmp"]["output"] == "x-bmp-kmeans-k16.png"
+    assert manifest_rows(output)["x.bmp"]["output"] == "x-bmp-kmeans-k200.png"
     assert len(image_files(output)) == 3 and "outputs   3 files" in run_cli("batch", "--status", output).out
 
 
@@ -498,7 +498,7 @@ def test_a_version_1_manifest_is_migrated_and_its_outputs_stay_owned(run_cli, tm
     source = make_tree(tmp_path, coffee)
     output = tmp_path / "out"
     output.mkdir()
-    Image.fromarray(coffee[:10, :10]).save(output / "img000-kmeans-k16.png")  # written by the old version
+    Image.fromarray(coffee[:10, :10]).save(output / "img000-kmeans-k200.png")  # written by the old version
     with sqlite3.connect(output / "colorquant.sqlite") as db:
         db.executescript("""
             CREATE TABLE files (relpath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
@@ -507,14 +507,14 @@ def test_a_version_1_manifest_is_migrated_and_its_outputs_stay_owned(run_cli, tm
                 error TEXT, attempts INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT INTO meta VALUES ('schema_version', '1');
-            INSERT INTO files VALUES ('img000.png', 1, 1, 'x', 'old', 'done', 'img000-kmeans-k16.png',
+            INSERT INTO files VALUES ('img000.png', 1, 1, 'x', 'old', 'done', 'img000-kmeans-k200.png',
                 16, 30.0, 0.9, 1, 1, 0.1, NULL, 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
         """)
     result = run_cli("batch", source, "-o", output)
     assert result.status == 0, result  # the old output was this folder's: replaced, not refused
     rows = manifest_rows(output)
     assert rows["img000.png"]["attempts"] == 2 and rows["img000.png"]["status"] == "done"
-    assert Image.open(output / "img000-kmeans-k16.png").size == (160, 120)
+    assert Image.open(output / "img000-kmeans-k200.png").size == (160, 120)
 
 
 def test_an_output_edited_in_place_at_the_same_length_is_not_taken_as_up_to_date(run_cli, tmp_path, coffee):
@@ -523,7 +523,7 @@ def test_an_output_edited_in_place_at_the_same_length_is_not_taken_as_up_to_date
     source = make_tree(tmp_path, coffee)
     output = tmp_path / "out"
     assert run_cli("batch", source, "-o", output).status == 0
-    target = output / "img002-kmeans-k16.png"
+    target = output / "img002-kmeans-k200.png"
     good = target.read_bytes()
     edited = bytearray(good)
     edited[len(edited) // 2] ^= 0xFF
@@ -546,7 +546,7 @@ def test_batch_with_a_read_failure_and_a_write_failure_exits_4(run_cli, tmp_path
     (source / "img000.png").write_bytes((source / "img002.png").read_bytes()[:500])  # truncated
     output = tmp_path / "out"
     output.mkdir()
-    (output / "img002-kmeans-k16.png").write_bytes(b"made by hand")  # not ours: not replaced
+    (output / "img002-kmeans-k200.png").write_bytes(b"made by hand")  # not ours: not replaced
     result = run_cli("batch", source, "-o", output)
     assert result.status == 4, result
     rows = manifest_rows(output)
@@ -580,7 +580,7 @@ def test_nothing_is_written_through_a_linked_folder_inside_the_output(run_cli, t
     assert result.status == 4, result
     assert "leads outside the output folder" in result.err
     assert list(elsewhere.iterdir()) == []
-    assert (output / "img000-kmeans-k16.png").exists()  # the others are done
+    assert (output / "img000-kmeans-k200.png").exists()  # the others are done
 
 
 def test_outputs_never_land_in_the_input_tree_when_it_lies_in_the_output_folder(run_cli, tmp_path, coffee):
@@ -595,7 +595,7 @@ def test_outputs_never_land_in_the_input_tree_when_it_lies_in_the_output_folder(
     assert result.status == 4, result
     assert "inside the input folder" in result.err
     assert sorted(p.name for p in source.rglob("*")) == before
-    assert (parent / "top-kmeans-k16.png").exists()
+    assert (parent / "top-kmeans-k200.png").exists()
     assert run_cli("batch", source, "-o", parent, "--recursive").status == 4  # nothing new to compress
 
 
@@ -625,7 +625,7 @@ def test_names_that_are_not_utf8_are_done_and_the_manifest_stays_true(run_cli, t
     output = tmp_path / "out"
     result = run_cli("batch", source, "-o", output)
     assert result.status == 0, result
-    written = os.fsdecode(b"bad\xffname-kmeans-k16.png")
+    written = os.fsdecode(b"bad\xffname-kmeans-k200.png")
     assert (output / written).exists()
     from colorquant.manifest import Manifest
 
@@ -692,7 +692,7 @@ def test_a_folder_that_cannot_be_read_is_reported_and_the_rest_done(run_cli, tmp
     monkeypatch.setattr(os, "lstat", lstat)
     monkeypatch.setattr(os, "stat", stat)
     result = run_cli("batch", source, "-o", tmp_path / "out", *(["--recursive"] if recursive else []))
-    assert (tmp_path / "out" / "img000-kmeans-k16.png").exists()  # the others are done
+    assert (tmp_path / "out" / "img000-kmeans-k200.png").exists()  # the others are done
     if recursive:
         assert result.status == 3, result
         assert "trip/: cannot read this folder (Permission denied)" in result.err

@@ -14,9 +14,8 @@ from PIL import Image
 
 from .conftest import assert_one_line_error, encoded, files_in, flat_logo, save_image
 
-JSON_KEYS = {"input", "output", "method", "colors", "mse", "psnr", "ssim", "ssimulacra2", "ciede2000", "blurred_psnr",
-             "bytes_in",
-             "bytes_out", "bpp", "seconds", "status", "error"}
+JSON_KEYS = {"input", "output", "method", "colors", "dither", "color_space", "mse", "psnr", "ssim", "ssimulacra2", "ciede2000",
+             "blurred_psnr", "bytes_in", "bytes_out", "max_bytes", "bpp", "seconds", "status", "error"}
 
 
 @pytest.mark.parametrize("method", ["kmeans", "minibatch", "gmm"])
@@ -40,6 +39,7 @@ def test_compress_json_record(run_cli, photo_png, tmp_path):
     assert set(record) == JSON_KEYS
     assert record["status"] == "done" and record["error"] is None
     assert record["colors"] == 8 and record["method"] == "kmeans"
+    assert record["dither"] == 0.0 and record["max_bytes"] is None and record["color_space"] == "mixed"
     assert Path(record["output"]) == out_dir / "coffee-kmeans-k8.png"
     assert record["bytes_out"] == (out_dir / "coffee-kmeans-k8.png").stat().st_size
     assert record["bytes_in"] == photo_png.stat().st_size
@@ -62,7 +62,7 @@ def test_compress_is_byte_identical_across_runs_and_jobs(run_cli, photo_png, pho
     one, two = tmp_path / "one", tmp_path / "two"
     assert run_cli("compress", photo_png, photo_jpeg, "-o", one, "--jobs", "1").status == 0
     assert run_cli("compress", photo_png, photo_jpeg, "-o", two, "--jobs", "2").status == 0
-    assert files_in(one) == files_in(two) == {"coffee-kmeans-k16.png", "astronaut-kmeans-k16.png"}
+    assert files_in(one) == files_in(two) == {"coffee-kmeans-k200.png", "astronaut-kmeans-k200.png"}
     for name in files_in(one):
         assert (one / name).read_bytes() == (two / name).read_bytes()
 
@@ -86,7 +86,7 @@ def test_compress_skip_if_larger_exits_98_and_writes_nothing(run_cli, tmp_path):
     # Our own output compressed again with the same settings cannot get smaller.
     source = save_image(tmp_path / "logo.png", flat_logo(3))
     assert run_cli("compress", source, "-o", tmp_path / "first").status == 0
-    again = tmp_path / "first" / "logo-kmeans-k16.png"
+    again = tmp_path / "first" / "logo-kmeans-k200.png"
     result = run_cli("compress", again, "-o", tmp_path / "second", "--skip-if-larger", "--json")
     assert result.status == 98, result
     record = json.loads(result.out)
@@ -101,8 +101,8 @@ def test_compress_continues_after_a_bad_input(run_cli, photo_png, tmp_path):
     assert result.status == 3, result
     records = [json.loads(line) for line in result.out.splitlines()]
     assert [r["status"] for r in records] == ["failed", "done"]
-    assert photo_png.with_name("coffee-kmeans-k16.png").exists()
-    assert not broken.with_name("broken-kmeans-k16.png").exists()
+    assert photo_png.with_name("coffee-kmeans-k200.png").exists()
+    assert not broken.with_name("broken-kmeans-k200.png").exists()
 
 
 def _bad_inputs(tmp_path: Path, photo: np.ndarray) -> dict:
@@ -286,24 +286,24 @@ def test_exit_statuses_rank_write_then_read_then_target_then_skip():
 def test_compress_with_a_read_failure_and_a_write_failure_exits_4(run_cli, photo_png, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(photo_png.read_bytes()[:3000])
-    (tmp_path / "coffee-kmeans-k16.png").mkdir()  # where coffee's output must go: cannot be written
+    (tmp_path / "coffee-kmeans-k200.png").mkdir()  # where coffee's output must go: cannot be written
     result = run_cli("compress", broken, photo_png)
     assert result.status == 4, result
-    assert "broken.png" in result.err and "coffee-kmeans-k16.png" in result.err
+    assert "broken.png" in result.err and "coffee-kmeans-k200.png" in result.err
 
 
 def test_an_input_of_the_call_is_never_its_output_even_with_force(run_cli, photo_png, tmp_path):
-    # compress a.png a-kmeans-k16.png --force: a.png's output is the other input's name
+    # compress a.png a-kmeans-k200.png --force: a.png's output is the other input's name
     first = tmp_path / "a.png"
     first.write_bytes(photo_png.read_bytes())
-    second = tmp_path / "a-kmeans-k16.png"
+    second = tmp_path / "a-kmeans-k200.png"
     Image.fromarray(np.asarray(Image.open(photo_png))[::-1]).save(second)
     kept = second.read_bytes()
     result = run_cli("compress", first, second, "--force")
     assert result.status == 4, result
     assert "is an input of this run" in result.err
     assert second.read_bytes() == kept  # the user's photo is still there
-    assert (tmp_path / "a-kmeans-k16-kmeans-k16.png").exists()  # the other input was done
+    assert (tmp_path / "a-kmeans-k200-kmeans-k200.png").exists()  # the other input was done
 
 
 def test_long_names_that_meet_once_shortened_are_refused_before_any_work(run_cli, photo_png, tmp_path):
@@ -324,7 +324,7 @@ def test_compress_takes_a_name_that_is_not_utf8(run_cli, tmp_path, coffee):
     Image.fromarray(coffee[:60, :60]).save(odd, "BMP")
     result = run_cli("compress", odd)
     assert result.status == 0, result
-    assert (tmp_path / os.fsdecode(b"bad\xffname-kmeans-k16.png")).exists()
+    assert (tmp_path / os.fsdecode(b"bad\xffname-kmeans-k200.png")).exists()
 
 
 @pytest.mark.parametrize("stdout", ["full disk", "closed"])
@@ -355,7 +355,7 @@ def test_output_with_a_trailing_slash_is_a_folder(run_cli, photo_png, tmp_path):
     result = run_cli("compress", photo_png, "--output", f"{tmp_path / 'small'}/")
     assert result.status == 0, result
     assert (tmp_path / "small").is_dir()
-    assert (tmp_path / "small" / "coffee-kmeans-k16.png").is_file()
+    assert (tmp_path / "small" / "coffee-kmeans-k200.png").is_file()
 
 
 def test_standard_input_is_read_up_to_a_bound(tmp_path):

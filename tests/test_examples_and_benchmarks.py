@@ -54,7 +54,8 @@ def test_core_benchmark_smoke(tmp_path):
 @pytest.mark.parametrize("script, name", [("autok.py", "autok-smoke"), ("perceptual.py", "perceptual-smoke"),
                                           ("batch.py", "batch-smoke"), ("versus.py", "versus-smoke"),
                                           ("speed.py", "speed-smoke"), ("ssimulacra2_check.py", "ssimulacra2_check-smoke"),
-                                          ("memory.py", "memory-smoke")])
+                                          ("memory.py", "memory-smoke"),
+                                          ("ratecontrol.py", "ratecontrol-smoke")])
 def test_benchmark_smoke(tmp_path, script, name):
     images = _cq100_or_synthetic(tmp_path)
     process = subprocess.run(

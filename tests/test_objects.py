@@ -157,19 +157,19 @@ def test_changed_and_deleted_inputs_and_outputs_are_reconciled(s3, s3_env, s3_en
     argv = ["batch", f"s3://{bucket}/in", "-o", f"s3://{bucket}/small", "--manifest", tmp_path / "m.sqlite",
             *endpoint_option(s3_endpoint), "--jobs", "2", "-q"]
     assert run(*argv, env=s3_env).returncode == 0
-    s3.rm_file(f"{bucket}/small/photo03-kmeans-k16.png")         # a lost output: rebuilt
+    s3.rm_file(f"{bucket}/small/photo03-kmeans-k200.png")         # a lost output: rebuilt
     s3.pipe_file(f"{bucket}/in/photo05.png", s3.cat_file(f"{bucket}/in/photo06.png"))  # a changed input: redone
     s3.rm_file(f"{bucket}/in/photo07.png")                        # a deleted input: reported
-    s3.pipe_file(f"{bucket}/small/photo08-kmeans-k16.png", b"someone else's bytes")  # not ours: left alone
+    s3.pipe_file(f"{bucket}/small/photo08-kmeans-k200.png", b"someone else's bytes")  # not ours: left alone
     result = run(*argv, env=s3_env)
     assert result.returncode == 4, result.stderr  # the output someone else changed
     assert "already up to date    16" in result.stdout and "done now              2" in result.stdout
     assert "inputs gone           1" in result.stdout
-    assert "photo08-kmeans-k16.png: already exists and was not written by this batch, or was changed since" in result.stderr
-    assert s3.cat_file(f"{bucket}/small/photo08-kmeans-k16.png") == b"someone else's bytes"  # left as it is
+    assert "photo08-kmeans-k200.png: already exists and was not written by this batch, or was changed since" in result.stderr
+    assert s3.cat_file(f"{bucket}/small/photo08-kmeans-k200.png") == b"someone else's bytes"  # left as it is
     s3.invalidate_cache()
-    assert s3.exists(f"{bucket}/small/photo03-kmeans-k16.png")  # rebuilt
-    assert s3.exists(f"{bucket}/small/photo07-kmeans-k16.png")  # its input is gone; the output is kept
+    assert s3.exists(f"{bucket}/small/photo03-kmeans-k200.png")  # rebuilt
+    assert s3.exists(f"{bucket}/small/photo07-kmeans-k200.png")  # its input is gone; the output is kept
 
 
 def test_an_input_replaced_by_other_bytes_of_the_same_size_is_redone(s3, s3_env, s3_endpoint, bucket, tmp_path,
@@ -187,7 +187,7 @@ def test_an_input_replaced_by_other_bytes_of_the_same_size_is_redone(s3, s3_env,
     argv = ["batch", f"s3://{bucket}/one", "-o", f"s3://{bucket}/one-small", "--manifest",
             tmp_path / "m.sqlite", *endpoint_option(s3_endpoint)]
     assert run(*argv, env=s3_env).returncode == 0
-    output = f"{bucket}/one-small/photo-kmeans-k16.png"
+    output = f"{bucket}/one-small/photo-kmeans-k200.png"
     before = s3.cat_file(output)
     s3.pipe_file(f"{bucket}/one/photo.png", second)
     result = run(*argv, env=s3_env)
@@ -201,26 +201,26 @@ def test_an_input_replaced_by_other_bytes_of_the_same_size_is_redone(s3, s3_env,
 
 
 def test_an_object_the_batch_did_not_write_is_left_alone_unless_force(s3, s3_env, s3_endpoint, bucket, tmp_path):
-    s3.pipe_file(f"{bucket}/small/photo00-kmeans-k16.png", b"a user's own file")
+    s3.pipe_file(f"{bucket}/small/photo00-kmeans-k200.png", b"a user's own file")
     argv = ["batch", f"s3://{bucket}/in", "-o", f"s3://{bucket}/small", "--manifest", tmp_path / "m.sqlite",
             *endpoint_option(s3_endpoint), "-q"]
     result = run(*argv, env=s3_env)
     assert result.returncode == 4
-    assert "photo00-kmeans-k16.png: already exists and was not written by this batch" in result.stderr
-    assert s3.cat_file(f"{bucket}/small/photo00-kmeans-k16.png") == b"a user's own file"
+    assert "photo00-kmeans-k200.png: already exists and was not written by this batch" in result.stderr
+    assert s3.cat_file(f"{bucket}/small/photo00-kmeans-k200.png") == b"a user's own file"
     assert run(*argv, "--force", "--retry-failed", env=s3_env).returncode == 0
-    assert s3.cat_file(f"{bucket}/small/photo00-kmeans-k16.png").startswith(b"\x89PNG")
+    assert s3.cat_file(f"{bucket}/small/photo00-kmeans-k200.png").startswith(b"\x89PNG")
 
 
 def test_compress_reads_and_writes_objects(s3, s3_env, s3_endpoint, bucket, tmp_path):
     source = f"s3://{bucket}/in/photo01.png"
     first = run("compress", source, "-o", f"s3://{bucket}/one/", *endpoint_option(s3_endpoint), env=s3_env)
     assert first.returncode == 0, first.stderr
-    assert f"-> s3://{bucket}/one/photo01-kmeans-k16.png: 16 colours" in first.stdout
+    assert f"-> s3://{bucket}/one/photo01-kmeans-k200.png: 200 colours" in first.stdout
     again = run("compress", source, "-o", f"s3://{bucket}/one/", *endpoint_option(s3_endpoint), env=s3_env)
     assert again.returncode == 4 and "already exists (--force replaces it)" in again.stderr
     local = run("compress", source, "--output", tmp_path / "here.png", *endpoint_option(s3_endpoint), env=s3_env)
-    assert local.returncode == 0 and (tmp_path / "here.png").read_bytes() == s3.cat_file(f"{bucket}/one/photo01-kmeans-k16.png")
+    assert local.returncode == 0 and (tmp_path / "here.png").read_bytes() == s3.cat_file(f"{bucket}/one/photo01-kmeans-k200.png")
     up = run("compress", tmp_path / "here.png", "--output", f"s3://{bucket}/up/x.webp", *endpoint_option(s3_endpoint),
              env=s3_env)
     assert up.returncode == 0 and Image.open(io.BytesIO(s3.cat_file(f"{bucket}/up/x.webp"))).format == "WEBP"
@@ -352,7 +352,7 @@ def test_storage_options_take_json_objects(s3, s3_env, s3_endpoint, bucket, tmp_
     result = run("compress", f"s3://{bucket}/in/photo00.png", "-o", tmp_path, *endpoint_option(s3_endpoint),
                  "--storage-option", 'client_kwargs={"region_name": "us-east-1"}', env=s3_env)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "photo00-kmeans-k16.png").exists()
+    assert (tmp_path / "photo00-kmeans-k200.png").exists()
 
 
 def test_an_object_to_standard_output(s3, s3_env, s3_endpoint, bucket, tmp_path):

@@ -40,7 +40,7 @@ def test_output_dash_writes_the_image_to_stdout_and_every_message_to_stderr(tmp_
     piped = run("compress", photo, "--output", "-")
     assert piped.returncode == 0
     assert piped.stdout == (tmp_path / "file.png").read_bytes()  # the same bytes as the file
-    assert b"coffee.png -> -: 16 colours" in piped.stderr
+    assert b"coffee.png -> -: 200 colours" in piped.stderr
     assert not (Path.cwd() / "-").exists() and not (tmp_path / "-").exists()
     with_json = run("compress", photo, "--output", "-", "--json")
     assert with_json.stdout == piped.stdout and b'"output": "-"' in with_json.stderr
@@ -54,7 +54,7 @@ def test_dash_reads_stdin_and_writes_stdout_as_pngquant_does(tmp_path, photo):
     assert os.listdir(tmp_path) == ["coffee.png"]  # nothing written beside it
     into_folder = run("compress", "-", "-o", tmp_path / "out", stdin=photo.read_bytes())
     assert into_folder.returncode == 0 and into_folder.stdout.startswith(b"stdin -> ")
-    assert (tmp_path / "out" / "stdin-kmeans-k16.png").read_bytes() == expected
+    assert (tmp_path / "out" / "stdin-kmeans-k200.png").read_bytes() == expected
     named = run("compress", "-", "--output", tmp_path / "named.webp", stdin=photo.read_bytes())
     assert named.returncode == 0 and Image.open(tmp_path / "named.webp").format == "WEBP"
 
@@ -190,7 +190,7 @@ def test_two_inputs_that_would_write_one_output_are_refused_before_anything(tmp_
     for extra in ([], ["--force"]):
         result = run_cli("compress", *inputs, "-o", tmp_path / "out", *extra)
         assert result.status == 4
-        assert f"{inputs[0]} and {inputs[1]} would both write {tmp_path / 'out' / 'x-kmeans-k16.png'}" in result.err
+        assert f"{inputs[0]} and {inputs[1]} would both write {tmp_path / 'out' / 'x-kmeans-k200.png'}" in result.err
         assert not (tmp_path / "out").exists()  # refused before anything, folder included
     beside = run_cli("compress", inputs[0], inputs[1], "--target-psnr", "30")
     assert beside.status == 4 and "x-kmeans-k<colours>.png" in beside.err

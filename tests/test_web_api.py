@@ -241,7 +241,7 @@ def test_download_names_are_the_clis_for_an_image_of_few_colours(client, run_cli
     assert run_cli("compress", tmp_path / "bw.png").status == 0
     cli_name = next(p.name for p in tmp_path.iterdir() if p.name != "bw.png")
     assert response.headers["content-disposition"] == f'attachment; filename="{cli_name}"'
-    assert cli_name == "bw-kmeans-k16.png"
+    assert cli_name == "bw-kmeans-k200.png"
 
 
 def test_head_is_answered_where_get_is(client):

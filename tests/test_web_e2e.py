@@ -49,7 +49,18 @@ def test_page_compresses_compares_and_downloads(live_server, browser, tmp_path, 
     assert page.title().startswith("colorquant")
 
     page.set_input_files("#file", str(photo))
-    page.wait_for_function("() => document.getElementById('colors-out').textContent === '16'", timeout=60_000)
+    page.wait_for_function("() => document.getElementById('colors-out').textContent === '200'", timeout=60_000)
+    assert page.inner_text("#budget") == "none"
+
+    # fit under 40 KB: the bytes shown against the budget, within it
+    page.check('input[name="mode"][value="size"]')
+    page.fill("#max-size", "40KB")
+    page.dispatch_event("#max-size", "change")
+    page.wait_for_function("() => document.getElementById('budget').textContent.includes('of 39.1 KiB')",
+                           timeout=60_000)
+    used, budget = page.inner_text("#budget").split(" of ")
+    assert float(used.split()[0]) <= 39.1 and budget.startswith("39.1 KiB (")
+    page.check('input[name="mode"][value="colors"]')
 
     # choose 8 colours with the slider; the page recompresses
     page.eval_on_selector("#colors", "el => { el.value = '8'; el.dispatchEvent(new Event('input'));"
@@ -129,7 +140,7 @@ def test_page_offers_a_registered_fourth_method(live_server, browser, tmp_path, 
     page.select_option("#method-options select[name=box]", "coverage")
     page.set_input_files("#file", str(photo))
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=60_000)
-    assert page.inner_text("#status") == "Done: coffee-mediancut-k16.png"
+    assert page.inner_text("#status") == "Done: coffee-mediancut-k200.png"
     page.close()
 
 
@@ -184,7 +195,7 @@ def test_a_batch_of_five_with_one_broken_file_and_one_zip(live_server, browser, 
     # each result opens in the slider view
     page.click("#item-3 button")
     page.wait_for_function("() => document.getElementById('result-name').textContent.includes('photo2.png')")
-    assert page.inner_text("#colors-out") == "16"
+    assert page.inner_text("#colors-out") == "200"
 
     with page.expect_download() as download_info:
         page.click("#download-all")
@@ -192,10 +203,10 @@ def test_a_batch_of_five_with_one_broken_file_and_one_zip(live_server, browser, 
     download_info.value.save_as(archive)
     with zipfile.ZipFile(archive) as bundle:
         assert bundle.testzip() is None
-        assert bundle.namelist() == [f"photo{i}-kmeans-k16.png" for i in range(4)]
+        assert bundle.namelist() == [f"photo{i}-kmeans-k200.png" for i in range(4)]
         for name in bundle.namelist():
             with Image.open(io.BytesIO(bundle.read(name))) as image:
-                assert image.mode == "P" and len(image.getcolors(256)) <= 16
+                assert image.mode == "P" and len(image.getcolors(256)) <= 200
 
     page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
     if os.environ.get("COLORQUANT_BATCH_SCREENSHOT"):  # how docs/web-batch.png is made
@@ -238,7 +249,7 @@ def test_phone_screen_has_no_sideways_scroll_and_the_slider_works_by_touch(width
     controls = page.locator("#controls").bounding_box()
     assert controls["width"] <= width and page.locator("header").bounding_box()["height"] < 160
     page.set_input_files("#file", str(photo))
-    page.wait_for_function("() => document.getElementById('colors-out').textContent === '16'", timeout=60_000)
+    page.wait_for_function("() => document.getElementById('colors-out').textContent === '200'", timeout=60_000)
     assert no_sideways_scroll(page)
     stage = page.locator("#stage").bounding_box()
     assert stage["x"] >= 0 and stage["x"] + stage["width"] <= width  # the image fits the screen
@@ -289,7 +300,7 @@ def test_keyboard_only_upload_compress_and_download(live_server, browser, tmp_pa
     tab_to("download")
     with page.expect_download() as download_info:
         page.keyboard.press("Enter")
-    assert download_info.value.suggested_filename == "coffee-kmeans-k16.png"
+    assert download_info.value.suggested_filename == "coffee-kmeans-k200.png"
 
     tab_to("handle")
     for _ in range(3):

@@ -32,8 +32,9 @@ def quantize(
     quality=None,
     min_colors: int = MIN_COLORS,
     color_space: str | None = None,
-    dither: float = 0.0,
+    dither: float | None = None,
     metrics=(),
+    max_size=None,
     **options,
 ) -> QuantizedImage:
     """Reduce ``image`` to at most ``n_colors`` colours learned by ``method``.
@@ -45,7 +46,7 @@ def quantize(
         Everything below in one checked value; then no other keyword may be given.
     n_colors : int in [2, 256], default 16 (256 with a quality target)
         An image with no more distinct colours than this keeps exactly its own colours.
-        With a quality target, the upper bound of the search.
+        With a quality target or a byte budget, the upper bound of the search.
     method : "kmeans", "minibatch", "gmm", or any registered method
     speed : int in [1, 11], default 4
         pngquant's scale: 1 is slowest and best, 11 fastest (see README for each level).
@@ -54,9 +55,10 @@ def quantize(
     max_pixels : int
         Refuse larger images, judged from the file header before decoding.
     target_psnr, target_mse, target_ssim : float, at most one
-        Choose the colour count: the smallest in ``[min_colors, n_colors]`` whose output
-        reaches PSNR >= target_psnr (dB), MSE <= target_mse, or SSIM >= target_ssim. The
-        counts tried are in ``result.search``. Raises QualityTooLowError if none does.
+        Choose the colour count: the smallest file, over counts in ``[min_colors, n_colors]``
+        (and dither levels, for SSIMULACRA2), whose output reaches PSNR >= target_psnr (dB),
+        MSE <= target_mse, or SSIM >= target_ssim. The counts tried are in
+        ``result.search``. Raises QualityTooLowError if none does.
     quality : (min, max) or "MIN-MAX", pngquant's 0-100 quality instead of a target
         The fewest colours reaching PSNR 20 + max/4 dB; if ``n_colors`` colours miss it but
         reach 20 + min/4 dB, those (``result.target_met`` is False); else QualityTooLowError.
@@ -65,10 +67,17 @@ def quantize(
         Where clustering and remapping happen; the palette is stored in sRGB either way.
         "mixed" weighs sRGB and Oklab distances (what people see, at the PSNR of a plain
         fit); "rgb" is the PSNR-optimal fit, and the default for a PSNR or MSE target.
-    dither : float in [0, 1]
-        Strength of Floyd-Steinberg error diffusion onto the palette; 0 (default) is none.
+    dither : float in [0, 1], optional
+        Strength of Floyd-Steinberg error diffusion onto the palette; 0 is none. Not given,
+        none, except that a byte budget or a SSIMULACRA2 target chooses among off, 0.5 and 1.
     metrics : names of figures ``result.metrics`` computes beyond MSE and PSNR (``"ssim"``,
         ``"ciede2000"``, ``"blurred_psnr"``, or any in ``colorquant.METRICS``)
+    max_size : int or str, optional
+        A byte budget: bytes (150000), a size with a unit ("100KB", "2MiB", "64k") or a share
+        of the input file ("30%"). The output is then the best-looking (SSIMULACRA2) whose
+        encoded file fits, over colour counts up to ``n_colors`` and dither levels; with a
+        target, the smallest file meeting it, which must fit. Raises BudgetNotMetError (a
+        QualityTooLowError) when none fits.
     **options : the method's own options, e.g. ``covariance_type`` for "gmm"
 
     Returns
@@ -78,7 +87,7 @@ def quantize(
     keywords = dict(n_colors=n_colors, method=method, speed=speed, random_state=random_state,
                     max_pixels=max_pixels, target_psnr=target_psnr, target_mse=target_mse,
                     target_ssim=target_ssim, quality=quality, min_colors=min_colors,
-                    color_space=color_space, dither=dither, metrics=metrics, **options)
+                    color_space=color_space, dither=dither, metrics=metrics, max_size=max_size, **options)
     if settings is None:
         settings = Settings.from_keywords(**keywords)
     elif not isinstance(settings, Settings):
@@ -90,7 +99,7 @@ def quantize(
 
 _DEFAULTS = dict(n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, max_pixels=DEFAULT_MAX_PIXELS,
                  target_psnr=None, target_mse=None, target_ssim=None, quality=None,
-                 min_colors=MIN_COLORS, color_space=None, dither=0.0, metrics=())
+                 min_colors=MIN_COLORS, color_space=None, dither=None, metrics=(), max_size=None)
 
 
 def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
@@ -98,23 +107,35 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
     validation: the private twin of ``quantize``)."""
     settings.method_spec.load()  # imports the method's libraries once, outside the timed part
     started = time.perf_counter()
+    limit = None if settings.max_size is None else settings.max_size.bytes_for(loaded.n_bytes)
+    encoded = None
     with single_threaded_blas():
-        # exact histogram errors are what a quality target is judged by
-        prepared = prepare(loaded.pixels, settings.color_space, exact=settings.target is not None)
         trace, target_met, n_colors = (), True, settings.n_colors
-        if settings.target is None:
+        dither, color_space = settings.dither, settings.color_space
+        if settings.target is None and limit is None:
+            prepared = prepare(loaded.pixels, settings.color_space, exact=False)
             quantization = fit(prepared, n_colors, settings)
+            labels = label_image(prepared, quantization, settings.dither)
         else:
+            from .ratecontrol import fit_budget, smallest_meeting_target
+
             try:
-                found = search_n_colors(prepared, loaded.pixels, settings)
+                if settings.target is None:
+                    choice = fit_budget(loaded.pixels, settings, limit)
+                else:
+                    choice = smallest_meeting_target(loaded.pixels, settings, limit)
             except QualityTooLowError as error:  # say which image, for runs of many
-                raise QualityTooLowError(f"{loaded.source}: {error.message}", best_value=error.best_value) from None
+                error.message = f"{loaded.source}: {error.message}"
+                error.args = (error.message,)
+                raise
             except InvalidParameterError as error:  # a target this image cannot be judged by
                 raise InvalidParameterError(f"{loaded.source}: {error.message}") from None
-            n_colors, quantization = found.n_colors, found.quantization
-            trace, target_met = found.trace, found.target_met
-        labels = label_image(prepared, quantization, settings.dither)
-    return QuantizedImage(
+            n_colors, dither, quantization, labels = choice.n_colors, choice.dither, choice.quantization, choice.labels
+            trace, target_met, encoded = choice.trace, choice.target_met, choice.encoded
+            color_space = choice.color_space
+    if (dither, color_space) != (settings.dither, settings.color_space):  # what the search chose
+        settings = settings.with_changes(dither=dither, color_space=color_space)
+    result = QuantizedImage(
         palette=quantization.palette,
         labels=labels,
         original=loaded.pixels,
@@ -127,7 +148,11 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
         search=trace,
         target_met=target_met,
         warnings=loaded.warnings,
+        byte_budget=limit,
     )
+    if encoded is not None and settings.format == "png":
+        result.__dict__["_png_bytes"] = encoded  # the file the search measured, not encoded twice
+    return result
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ def outcome_of(name: str, compressed: Compressed, *, output: str | None, seconds
         input=name, status=DONE, output=output, method=result.method, colors=figures.n_colors,
         metrics=dict(figures.values), bytes_in=result.bytes_in, bytes_out=figures.bytes,
         bpp=figures.bpp, seconds=seconds, warnings=tuple(result.warnings), search=result.search,
+        dither=result.dither, max_bytes=result.byte_budget, color_space=result.color_space,
     )
 
 
@@ -98,7 +99,7 @@ def compress_file(
     try:
         loaded = read_image(input_path, max_pixels=settings.max_pixels)
         folder = Path(output_dir) if output_dir is not None else input_path.parent
-        if output_path is None and settings.target is None:
+        if output_path is None and not settings.searches_colors:
             output_path = folder / default_output_name(
                 input_path.name, settings.method, settings.n_colors, settings.format)
         if output_path is not None:

@@ -33,13 +33,13 @@ from .outcome import STATUSES, Outcome
 __all__ = ["Manifest", "StoredOutcome", "ManifestError", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "colorquant.sqlite"
-_SCHEMA_VERSION = "2"
+_SCHEMA_VERSION = "3"  # 3: dither, max_bytes and color_space (byte budgets)
 
 # Outcome fields stored as columns (metrics as JSON); ``input`` is the primary key.
 _OUTCOME_COLUMNS = (
     "status", "output", "method", "colors", "bytes_in", "bytes_out", "bpp", "seconds", "error",
     "error_kind", "remedy", "input_size", "input_mtime_ns", "input_hash", "output_hash",
-    "output_mtime_ns",
+    "output_mtime_ns", "dither", "max_bytes", "color_space",
 )
 _BOOKKEEPING = ("settings_hash", "output_stem", "input_gone", "attempts", "created_at", "updated_at")
 
@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS files (
     input_hash TEXT,                   -- and BLAKE2b-128 of its bytes
     output_hash TEXT,                  -- BLAKE2b-128 of the owned output's bytes
     output_mtime_ns INTEGER,           -- its modification time when written or checked
+    dither REAL,                       -- the output's dither level
+    max_bytes INTEGER,                 -- the byte budget of this input (--max-size)
+    color_space TEXT,                  -- the output's colour space
     settings_hash TEXT NOT NULL,       -- hash of every setting that decides the output
     output_stem TEXT,                  -- the stem its outputs are named with
     input_gone INTEGER NOT NULL DEFAULT 0,  -- 1: the input was not there on the last run
@@ -148,6 +151,8 @@ class Manifest:
             version = found[0] if found else None
         if "files" in tables and version == "1":
             self._migrate_from_1()
+        elif "files" in tables and version == "2":
+            self._migrate_from_2()
         elif "files" in tables and version != _SCHEMA_VERSION:
             raise ManifestError(f"{self.path}: not a colorquant manifest this version can read "
                                 f"(schema {version!r}); move it aside and run the batch again")
@@ -156,6 +161,14 @@ class Manifest:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('temp_token', ?)",
                              (f"cq-{secrets.token_hex(4)}",))
+
+    def _migrate_from_2(self) -> None:
+        """A manifest from before byte budgets: the three new columns, empty."""
+        with self._db:
+            self._db.execute("ALTER TABLE files ADD COLUMN dither REAL")
+            self._db.execute("ALTER TABLE files ADD COLUMN max_bytes INTEGER")
+            self._db.execute("ALTER TABLE files ADD COLUMN color_space TEXT")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (_SCHEMA_VERSION,))
 
     def _migrate_from_1(self) -> None:
         """Rows of a manifest written before outputs had hashes: each output still on disk

@@ -38,6 +38,9 @@ class Outcome:
     input_size, input_mtime_ns, input_hash : the input's identity when it was read (batch)
     output_hash, output_mtime_ns : BLAKE2b-128 of the output's bytes, and its modification
         time when written (batch checks outputs against them)
+    dither, color_space : the output's dither level and colour space (those a budget or a
+        target chose, if it chose)
+    max_bytes : the byte budget of this input (``max_size``), if any
     """
 
     input: str
@@ -60,6 +63,9 @@ class Outcome:
     input_hash: str | None = None
     output_hash: str | None = None
     output_mtime_ns: int | None = None
+    dither: float | None = None
+    max_bytes: int | None = None
+    color_space: str | None = None
     # The exception itself, while the outcome lives in one process (not stored).
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
@@ -80,13 +86,14 @@ class Outcome:
 
     def as_json(self, audience: str = "python") -> dict:
         """The documented JSON record: ``input``, ``output``, ``method``, ``colors``, one key
-        per registered figure, ``bytes_in``, ``bytes_out``, ``bpp``, ``seconds``, ``status``,
-        ``error``. Infinite or missing figures are null."""
+        per registered figure, ``bytes_in``, ``bytes_out``, ``max_bytes`` (the byte budget),
+        ``bpp``, ``seconds``, ``status``, ``error``. Infinite or missing figures are null."""
         record = {"input": self.input, "output": self.output, "method": self.method,
-                  "colors": self.colors}
+                  "colors": self.colors, "dither": self.dither, "color_space": self.color_space}
         for name, metric in METRICS.items():
             record[name] = _finite(self.metrics.get(name), metric.digits)
-        record.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, bpp=_finite(self.bpp),
+        record.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, max_bytes=self.max_bytes,
+                      bpp=_finite(self.bpp),
                       seconds=_finite(self.seconds), status=self.status, error=self.error_text(audience))
         return record
 

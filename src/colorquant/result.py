@@ -11,7 +11,7 @@ import numpy as np
 from .metrics import Metrics, measure, metric_names
 from .settings import Settings
 
-__all__ = ["QuantizedImage"]
+__all__ = ["QuantizedImage", "encode_output"]
 
 # Formats whose decoded file holds exactly the quantized pixels; others are measured on disk.
 _EXACT_FORMATS = ("png", "webp")
@@ -36,6 +36,7 @@ class QuantizedImage:
     search : the colour counts tried when a quality target chose the count
     target_met : False when ``--quality MIN-MAX`` kept the most colours without reaching MAX
     warnings : notes about the input a user should hear
+    byte_budget : the bytes the output was to fit in (``max_size`` for this input), if any
     """
 
     palette: np.ndarray
@@ -50,6 +51,7 @@ class QuantizedImage:
     search: tuple = ()
     target_met: bool = True
     warnings: tuple[str, ...] = ()
+    byte_budget: int | None = None
 
     @property
     def method(self) -> str:
@@ -92,19 +94,11 @@ class QuantizedImage:
         format = (format or self.settings.format).lower()
         if format == "png":
             return self._png_bytes
-        from .encoding import encode_image
-
-        return encode_image(self.labels, self.palette, format)
+        return encode_output(self.labels, self.palette, self.settings.speed, format)
 
     @cached_property
     def _png_bytes(self) -> bytes:
-        from .effort import effort_for
-        from .encoding import encode_png
-
-        effort = effort_for(self.settings.speed)
-        big = self.labels.size > effort.big_image_pixels
-        return encode_png(self.labels, self.palette, deflate_level=effort.deflate_level_for(self.labels.size),
-                          bit_depths="packed" if big else effort.bit_depths)
+        return encode_output(self.labels, self.palette, self.settings.speed, "png")
 
     def save(self, path, *, format: str | None = None, overwrite: bool = False) -> Path:  # noqa: A002
         """Write the image atomically to ``path``; the format follows the suffix unless given.
@@ -143,6 +137,22 @@ class QuantizedImage:
             bytes=len(encoded),
             bpp=8.0 * len(encoded) / (height * width),
         )
+
+
+def encode_output(labels: np.ndarray, palette: np.ndarray, speed: int, format: str) -> bytes:  # noqa: A002
+    """The file a result of these labels and palette is written as: the one encoder of
+    outputs, so that the sizes a byte budget searches are the sizes written."""
+    if format == "png":
+        from .effort import effort_for
+        from .encoding import encode_png
+
+        effort = effort_for(speed)
+        big = labels.size > effort.big_image_pixels
+        return encode_png(labels, palette, deflate_level=effort.deflate_level_for(labels.size),
+                          bit_depths="packed" if big else effort.bit_depths)
+    from .encoding import encode_image
+
+    return encode_image(labels, palette, format)
 
 
 def _match_channels(pixels: np.ndarray, n_channels: int) -> np.ndarray:

@@ -47,8 +47,11 @@ class SearchStep:
     """One colour count tried by the quality search, with the value its output reached."""
 
     n_colors: int
-    value: float
+    value: float | None
     meets_target: bool
+    dither: float = 0.0
+    bytes: int | None = None  # the encoded file, where the search encoded it
+    color_space: str | None = None  # where rate control tried several
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,18 +68,21 @@ class SearchResult:
 class _Evaluator:
     """Fits and measures each colour count once, keeping the trace."""
 
-    def __init__(self, prepared: PreparedImage, original: np.ndarray, settings: Settings, metric: str):
+    def __init__(self, prepared: PreparedImage, original: np.ndarray, settings: Settings, metric: str,
+                 fits: dict | None = None, values: dict | None = None):
         self.prepared, self.original, self.settings = prepared, original, settings
         self.metric = metric
-        self.fits: dict[int, Quantization] = {}
-        self.values: dict[int, float] = {}
-        self.order: list[int] = []
+        # shared by the searches of one image at several dither levels: a count's fit does
+        # not depend on the level, and a value once measured is not measured again
+        self.fits: dict[int, Quantization] = {} if fits is None else fits
+        self.values: dict[int, float] = {} if values is None else values
+        self.order: list[int] = list(self.values)
 
     def value(self, n_colors: int) -> float:
         if n_colors not in self.values:
-            quantization = fit(self.prepared, n_colors, self.settings)
-            self.fits[n_colors] = quantization
-            self.values[n_colors] = self._measure(quantization)
+            if n_colors not in self.fits:
+                self.fits[n_colors] = fit(self.prepared, n_colors, self.settings)
+            self.values[n_colors] = self._measure(self.fits[n_colors])
             self.order.append(n_colors)
         return self.values[n_colors]
 
@@ -93,15 +99,15 @@ class _Evaluator:
 
 
 class _TargetEvaluator(_Evaluator):
-    def __init__(self, prepared, original, settings: Settings):
-        super().__init__(prepared, original, settings, settings.target.metric)
+    def __init__(self, prepared, original, settings: Settings, fits=None, values=None):
+        super().__init__(prepared, original, settings, settings.target.metric, fits, values)
         self.target = settings.target
 
     def meets(self, n_colors: int) -> bool:
         return self.target.met_by(self.value(n_colors))
 
     def trace(self) -> tuple[SearchStep, ...]:
-        return tuple(SearchStep(k, self.values[k], self.target.met_by(self.values[k]))
+        return tuple(SearchStep(k, self.values[k], self.target.met_by(self.values[k]), self.settings.dither)
                      for k in self.order)
 
 
@@ -114,9 +120,13 @@ def _scale(target: QualityTarget, value: float) -> float:
     return value
 
 
-def search_n_colors(prepared: PreparedImage, original: np.ndarray, settings: Settings) -> SearchResult:
+def search_n_colors(prepared: PreparedImage, original: np.ndarray, settings: Settings, *,
+                    fits: dict | None = None, values: dict | None = None) -> SearchResult:
     """The smallest count in ``[settings.min_colors, settings.n_colors]`` whose quantization
-    meets ``settings.target``.
+    meets ``settings.target`` at ``settings.dither``.
+
+    fits, values : caches shared with other searches of this image (fits by count; values
+    by count, of this dither level)
 
     When even the largest count misses the target but meets ``settings.fallback``, that
     count is the answer (``target_met`` False). Otherwise raises :class:`QualityTooLowError`
@@ -131,7 +141,7 @@ def search_n_colors(prepared: PreparedImage, original: np.ndarray, settings: Set
         raise InvalidParameterError(
             f"{width}x{height}: {metric.title} is not defined for images under {metric.min_side} "
             f"pixels on a side, so a {metric.title} target cannot be judged; use a PSNR or MSE target")
-    evaluator = _TargetEvaluator(prepared, original, settings)
+    evaluator = _TargetEvaluator(prepared, original, settings, fits, values)
     # At or above the number of distinct colours the result is lossless: nothing to search.
     ceiling = max(min_colors, min(max_colors, prepared.n_distinct))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["UsageError", "Parser", "int_in", "number", "dither_level", "quality_range", "metric_names"]
+__all__ = ["UsageError", "Parser", "int_in", "number", "dither_level", "quality_range", "metric_names",
+           "byte_budget"]
 
 
 class UsageError(Exception):
@@ -49,6 +50,17 @@ def dither_level(text: str) -> float:
     if not 0 <= level <= 1:
         raise argparse.ArgumentTypeError(f"--dither must be in [0, 1]; got {text}")
     return level
+
+
+def byte_budget(text: str):
+    """--max-size: bytes, a size with a unit, or a share of the input (checked by settings)."""
+    from ..errors import InvalidParameterError
+    from ..settings import parse_byte_budget
+
+    try:
+        return parse_byte_budget(text)
+    except InvalidParameterError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("max_size", "--max-size")) from None
 
 
 def metric_names(text: str) -> tuple[str, ...]:

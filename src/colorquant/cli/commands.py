@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..effort import DEFAULT_SPEED
 from ..errors import ImageWriteError
+from ..settings import FRONT_END_COLORS, FRONT_END_SPACE
 from .argtypes import UsageError
 from .parser import method_options_from_args, settings_from_args
 from .report import (BatchProgress, batch_summary, describe_outcome, error, figures_table, kib,
@@ -65,7 +66,7 @@ def compress(args) -> ExitStatus:
     # pngquant's convention: an image read from a pipe goes to a pipe unless told otherwise
     writes_stdout = args.output == STDIO or (reads_stdin and not args.output and not args.output_dir)
     args.format = _output_format(args, writes_stdout)
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, default_colors=FRONT_END_COLORS, default_space=FRONT_END_SPACE)
     if writes_stdout and sys.stdout is None:  # started with >&-
         raise ImageWriteError("standard output is closed; name a file with --output")
     if writes_stdout and sys.stdout.isatty():
@@ -141,14 +142,14 @@ def _refuse_shared_outputs(inputs, output_dir, settings, output) -> None:
         return
     # With a target the colour count is not known yet: names are compared as they would be
     # with the longest count (256), whose stems are shortened the most.
-    n_colors = settings.n_colors if settings.target is None else 256
+    n_colors = 256 if settings.searches_colors else settings.n_colors
     first_of = {}
     for name in inputs:
         folder = str(output_dir if output_dir is not None else os.path.dirname(name) or ".").rstrip("/") or "/"
         shown = default_output_name(Path(name).name, settings.method, n_colors, settings.format)
         key = (folder if is_url(folder) else os.path.normcase(os.path.abspath(folder)), shown)
         if key in first_of:
-            if settings.target is not None:
+            if settings.searches_colors:
                 shown = shown.replace("-k256.", "-k<colours>.")
             raise ImageWriteError(f"{first_of[key]} and {name} would both write {folder}/{shown}; "
                                   "rename one, or compress them into different folders (-o)")
@@ -288,7 +289,7 @@ def batch(args) -> ExitStatus:
     if not args.output_dir:
         raise UsageError("batch needs -o/--output-dir OUTPUT_DIR")
     _refuse_url("--manifest", args.manifest, "the manifest is an SQLite file on this machine")
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, default_colors=FRONT_END_COLORS, default_space=FRONT_END_SPACE)
     from ..batch import run_batch
     from ..objects import is_url, parse_storage_options
 

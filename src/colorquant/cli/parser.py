@@ -13,7 +13,7 @@ import re
 from ..effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..errors import InvalidParameterError
 from ..settings import DEFAULT_MAX_PIXELS, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS, COLOR_SPACES
-from .argtypes import Parser, UsageError, dither_level, int_in, metric_names, number, quality_range
+from .argtypes import Parser, UsageError, byte_budget, dither_level, int_in, metric_names, number, quality_range
 
 __all__ = ["build_parser", "settings_from_args", "method_options_from_args"]
 
@@ -42,9 +42,10 @@ def _add_common(parser, *, colors_help: str) -> None:
                         help="space to cluster and remap in: mixed (sRGB and Oklab distances: what "
                              "people see), rgb (the PSNR-optimal fit) or oklab; default mixed, rgb "
                              "for a PSNR or MSE target")
-    parser.add_argument("--dither", type=dither_level, nargs="?", const=1.0, default=0.0,
+    parser.add_argument("--dither", type=dither_level, nargs="?", const=1.0, default=None,
                         metavar="LEVEL", help="Floyd-Steinberg error diffusion, LEVEL 0-1 "
-                        "(1 when the flag is given without a value)")
+                        "(1 when the flag is given without a value; not given: none, or the level "
+                        "--max-size or --target-ssimulacra2 finds best)")
 
 
 def _add_targets(parser) -> None:
@@ -75,7 +76,9 @@ def _add_compress_options(parser) -> None:
     """Options that decide each output: shared by compress and batch."""
     from ..methods import METHODS
 
-    _add_common(parser, colors_help="number of colours, 2-256 (default 16)")
+    _add_common(parser, colors_help="number of colours, 2-256 (default 200, fitted in Oklab unless "
+                                    "--color-space says otherwise; with a target or --max-size, "
+                                    "the most the search may use: default 256)")
     parser.add_argument("-m", "--method", choices=list(METHODS), default="kmeans")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="output format (default: from --output's suffix, else png, a palette PNG)")
@@ -84,6 +87,11 @@ def _add_compress_options(parser) -> None:
     parser.add_argument("--metrics", type=metric_names, default=(), metavar="NAMES",
                         help="figures to compute beyond MSE and PSNR, comma-separated: "
                              + ", ".join(n for n, m in _metrics().items() if not m.default) + ", or all")
+    parser.add_argument("--max-size", type=byte_budget, metavar="SIZE",
+                        help="the best-looking output whose file fits in SIZE: bytes (150000), "
+                             "KB/MB (1000-based), KiB/MiB or k/M (1024-based), or a share of the "
+                             "input (30%%); with a target, the smallest file meeting it, if it fits; "
+                             "exit 99 when nothing fits")
     _add_targets(parser)
 
 
@@ -101,10 +109,13 @@ def _metrics():
     return METRICS
 
 
-def settings_from_args(args, *, method: str | None = None, metrics=()):
+def settings_from_args(args, *, method: str | None = None, metrics=(), default_colors: int | None = None,
+                       default_space: str | None = None):
     """The :class:`Settings` the command line asks for, checked before any file is touched.
 
     ``method`` overrides ``--method`` (commands that run every method build one per method).
+    ``default_colors`` and ``default_space`` are the count, and the colour space unless
+    --color-space is given, when neither --colors, a target nor --max-size is given.
     """
     from ..methods import get_method, options_for_flag
     from ..metrics import METRICS
@@ -123,21 +134,27 @@ def settings_from_args(args, *, method: str | None = None, metrics=()):
     keywords = {f"target_{name}": getattr(args, f"target_{name}", None)
                 for name in METRICS if hasattr(args, f"target_{name}")}
     has_target = any(value is not None for value in keywords.values()) or getattr(args, "quality", None)
-    if getattr(args, "min_colors", None) is not None and not has_target:
-        raise UsageError("--min-colors goes with a quality target (--target-psnr, --quality, ...)")
+    max_size = getattr(args, "max_size", None)
+    if getattr(args, "min_colors", None) is not None and not has_target and max_size is None:
+        raise UsageError("--min-colors goes with a quality target (--target-psnr, --quality, ...) "
+                         "or --max-size")
+    n_colors, color_space = args.colors, args.color_space
+    if n_colors is None and not has_target and max_size is None:
+        n_colors = default_colors
+        color_space = color_space or default_space
     try:
         return Settings.from_keywords(
-            n_colors=args.colors, method=method, random_state=args.seed, color_space=args.color_space,
+            n_colors=n_colors, method=method, random_state=args.seed, color_space=color_space,
             dither=args.dither, min_colors=getattr(args, "min_colors", None) or MIN_COLORS,
             quality=getattr(args, "quality", None), max_pixels=args.max_pixels,
             format=getattr(args, "format", None) or "png", skip_if_larger=getattr(args, "skip_if_larger", False),
-            metrics=tuple(metrics) + tuple(getattr(args, "metrics", ())), speed=args.speed,
+            metrics=tuple(metrics) + tuple(getattr(args, "metrics", ())), speed=args.speed, max_size=max_size,
             **keywords, **options)
     except InvalidParameterError as error:  # say it in the command line's own words
         message = str(error)
         for name in METRICS:
             message = re.sub(rf"\btarget_{name}\b", _target_flag(name), message)
-        for ours, flag in (("n_colors", "--colors"), ("min_colors", "--min-colors"),
+        for ours, flag in (("n_colors", "--colors"), ("min_colors", "--min-colors"), ("max_size", "--max-size"),
                            ("random_state", "--seed"), ("max_pixels", "--max-pixels")):
             message = re.sub(rf"\b{ours}\b", flag, message)
         raise UsageError(message) from None

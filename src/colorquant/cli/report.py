@@ -66,8 +66,10 @@ def describe_outcome(outcome) -> str:
         saved = f", {kib(outcome.bytes_out)}"
     figures = "".join(f", {METRICS[name].title} {figure_text(name, outcome.metrics[name])}"
                       for name in _shown(outcome.metrics))
-    return printable(f"{outcome.input} -> {outcome.output}: {outcome.colors} colours"
-                     f"{figures}{saved}, {outcome.seconds:.2f} s")
+    dithered = f" dithered at {outcome.dither:g}" if outcome.dither else ""
+    budget = f" (budget {kib(outcome.max_bytes)})" if outcome.max_bytes is not None else ""
+    return printable(f"{outcome.input} -> {outcome.output}: {outcome.colors} colours{dithered}"
+                     f"{figures}{saved}{budget}, {outcome.seconds:.2f} s")
 
 
 def figures_table(rows, *, bytes_in: int | None) -> str:

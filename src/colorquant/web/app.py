@@ -243,8 +243,8 @@ def _record(loaded, filename: str | None, settings, read_seconds: float) -> dict
         filename=name,
         ratio=round(outcome.bytes_out / outcome.bytes_in, 5) if outcome.bytes_in else None,
         palette=["#" + "".join(f"{v:02x}" for v in entry[:3]) for entry in compressed.result.palette],
-        search=[{"colors": step.n_colors, "value": round(step.value, 6), "meets_target": step.meets_target}
-                for step in outcome.search],
+        search=[{"colors": step.n_colors, "value": round(step.value, 6), "meets_target": step.meets_target,
+                 "dither": step.dither, "bytes": step.bytes} for step in outcome.search],
         target_met=compressed.result.target_met,
         encoded=compressed.encoded,
     )
@@ -280,6 +280,8 @@ def _png_headers(record: dict) -> dict:
         "X-Colorquant-Colors": str(record["colors"]),
         "X-Colorquant-Bytes-In": str(record["bytes_in"]),
         "X-Colorquant-Bytes-Out": str(record["bytes_out"]),
+        "X-Colorquant-Max-Bytes": "" if record["max_bytes"] is None else str(record["max_bytes"]),
+        "X-Colorquant-Dither": str(record["dither"] or 0),
         "X-Colorquant-Seconds": str(record["seconds"]),
         "X-Colorquant-Palette": ",".join(record["palette"]),
         "Content-Disposition": f'attachment; filename="{record["filename"]}"',

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidParameterError
 from ..effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
-from ..settings import COLOR_SPACES, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS
+from ..settings import COLOR_SPACES, FORMATS, FRONT_END_COLORS, FRONT_END_SPACE, MAX_COLORS, MAX_SEED, MIN_COLORS
 
 __all__ = ["FormError", "Upload", "read_upload", "form_schema", "settings_list"]
 
@@ -29,7 +29,8 @@ def _fields() -> dict:
 
     fields = {
         "method": ("string", "palette method", {"enum": list(METHODS), "default": "kmeans"}),
-        "colors": ("integer", "colours (default 16), or the upper bound with a target (default 256)",
+        "colors": ("integer", "colours (default 200, in Oklab unless color_space is given), or the "
+                              "upper bound with a target or a budget (default 256)",
                    {"minimum": MIN_COLORS, "maximum": MAX_COLORS}),
         "seed": ("integer", "random seed (default 0)", {"minimum": 0, "maximum": MAX_SEED}),
         "speed": ("integer", "1 (slowest, best) to 11 (fastest), default 4",
@@ -37,7 +38,10 @@ def _fields() -> dict:
         "metrics": ("string", "figures beyond MSE and PSNR, comma-separated, or all (default ssim)", {}),
         "color_space": ("string", "space to cluster in (default mixed; rgb for a PSNR or MSE target)",
                         {"enum": list(COLOR_SPACES)}),
-        "dither": ("number", "error diffusion 0-1 (default 0)", {"minimum": 0, "maximum": 1}),
+        "dither": ("number", "error diffusion 0-1 (default: none, or the level a budget or a "
+                             "SSIMULACRA2 target finds best)", {"minimum": 0, "maximum": 1}),
+        "max_size": ("string", "fit under: the best-looking output of at most this many bytes "
+                               "(150000, 100KB, 2MiB, 64k, or 30% of the upload)", {}),
         "format": ("string", "output format", {"enum": list(FORMATS), "default": "png"}),
         "quality": ("string", "pngquant-style MIN-MAX, 0-100 (instead of a target)", {}),
         "min_colors": ("integer", "lower bound of a target's search (default 2)",
@@ -61,7 +65,7 @@ def settings_list() -> list[dict]:
     builds its controls (speed, the targets...) from it."""
     from ..effort import DEFAULT_SPEED
 
-    defaults = {"speed": DEFAULT_SPEED, "seed": 0, "dither": 0, "colors": 16}
+    defaults = {"speed": DEFAULT_SPEED, "seed": 0, "colors": FRONT_END_COLORS}
     listed = []
     for name, (kind, description, extra) in _fields().items():
         entry = {"name": name, "type": kind, "description": description, **extra}
@@ -129,12 +133,18 @@ def _settings(fields: dict, method: str, max_pixels: int, *, strict: bool):
         metrics = [name.strip().lower() for name in fields.get("metrics", "ssim").split(",") if name.strip()]
         if metrics == ["all"]:  # as on the command line
             metrics = list(METRICS)
+        n_colors, color_space = fields.get("colors"), fields.get("color_space")
+        searched = fields.get("quality") is not None or fields.get("max_size") is not None \
+            or any(value is not None for value in targets.values())
+        if n_colors is None and not searched and strict:  # one method: the page's default
+            n_colors, color_space = FRONT_END_COLORS, color_space or FRONT_END_SPACE
         return Settings.from_keywords(
-            n_colors=fields.get("colors"), method=method, random_state=fields.get("seed", 0),
+            n_colors=n_colors, method=method, random_state=fields.get("seed", 0),
             speed=fields.get("speed", DEFAULT_SPEED), metrics=tuple(metrics),
-            color_space=fields.get("color_space"), dither=fields.get("dither", 0.0),
+            color_space=color_space, dither=fields.get("dither"),
             min_colors=fields.get("min_colors", MIN_COLORS), quality=fields.get("quality"),
-            max_pixels=max_pixels, format=fields.get("format", "png"), **targets, **options)
+            max_pixels=max_pixels, format=fields.get("format", "png"), max_size=fields.get("max_size"),
+            **targets, **options)
     except InvalidParameterError as error:
         message = re.sub(r"\bn_colors\b", "colors", str(error))
         raise FormError(re.sub(r"\brandom_state\b", "seed", message)) from None

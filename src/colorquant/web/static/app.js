@@ -11,6 +11,11 @@ let batch = null;    // the queue: {items, cancelled}
 const CONCURRENCY = 2;  // the server processes two images at a time; more would only wait
 
 function kib(bytes) { return (bytes / 1024).toFixed(1) + " KiB"; }
+// "98.2 KiB of 100.0 KiB (98%)": the output's bytes against the budget it had to fit
+function budgetText(record) {
+  if (record.maxBytes === null) return "none";
+  return `${kib(record.bytesOut)} of ${kib(record.maxBytes)} (${(100 * record.bytesOut / record.maxBytes).toFixed(0)}%)`;
+}
 function mib(bytes) { return (bytes / 1048576).toFixed(1) + " MiB"; }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,12 +29,14 @@ function setBusy(busy) { $("busy").hidden = !busy; }
 function formData(file, extra = {}) {
   const data = new FormData();
   data.append("file", file, file.name);
-  const byTarget = document.querySelector('input[name="mode"]:checked').value === "target";
-  data.append("colors", byTarget ? "256" : $("colors").value);
-  if (byTarget) data.append($("target-metric").value, $("target").value);
+  const mode = document.querySelector('input[name="mode"]:checked').value;
+  data.append("colors", mode === "colors" ? $("colors").value : "256");
+  if (mode === "target") data.append($("target-metric").value, $("target").value);
+  if (mode === "size") data.append("max_size", $("max-size").value);
   data.append("speed", $("speed").value);
   data.append("metrics", "ssim,ssimulacra2");
-  data.append("dither", $("dither").checked ? "1" : "0");
+  // unticked: none, or the level a budget or a SSIMULACRA2 target finds best
+  if ($("dither").checked) data.append("dither", "1");
   data.append("color_space", $("space").value);
   for (const [key, value] of Object.entries(extra)) data.append(key, value);
   return data;
@@ -126,6 +133,7 @@ async function recordOf(response, file) {
     file, blob: await response.blob(),
     name: (disposition.match(/filename="([^"]+)"/) || [])[1] || "compressed.png",
     bytesIn: Number(header("Bytes-In")), bytesOut: Number(header("Bytes-Out")), colors: header("Colors"),
+    maxBytes: header("Max-Bytes") ? Number(header("Max-Bytes")) : null, dither: Number(header("Dither") || 0),
     psnr: header("Psnr"), ssim: header("Ssim"), ssimulacra2: header("Ssimulacra2"),
     seconds: Number(header("Seconds")), palette: header("Palette").split(","),
   };
@@ -141,7 +149,8 @@ function showResult(record, originalUrl) {
   $("bytes-in").textContent = kib(record.bytesIn);
   $("bytes-out").textContent = kib(record.bytesOut);
   $("ratio").textContent = (100 * record.bytesOut / record.bytesIn).toFixed(1) + "%";
-  $("colors-out").textContent = record.colors;
+  $("colors-out").textContent = record.colors + (record.dither ? `, dithered at ${record.dither}` : "");
+  $("budget").textContent = budgetText(record);
   $("psnr").textContent = record.psnr === "inf" ? "lossless" : Number(record.psnr).toFixed(2) + " dB";
   $("ssim").textContent = record.ssim ? Number(record.ssim).toFixed(4) : "n/a";
   $("ssimulacra2").textContent = record.ssimulacra2 ? Number(record.ssimulacra2).toFixed(1) : "n/a";
@@ -299,7 +308,8 @@ async function pump(run) {
       if (response.ok) {
         item.record = await recordOf(response, item.file);
         const saved = 100 * item.record.bytesOut / item.record.bytesIn;
-        setItemState(item, "done", `done: ${kib(item.record.bytesIn)} → ${kib(item.record.bytesOut)} (${saved.toFixed(0)}%)`);
+        const budget = item.record.maxBytes === null ? "" : `, ${budgetText(item.record)}`;
+        setItemState(item, "done", `done: ${kib(item.record.bytesIn)} → ${kib(item.record.bytesOut)} (${saved.toFixed(0)}%)${budget}`);
       } else {
         setItemState(item, "failed", "failed: " + await errorText(response));
       }
@@ -461,11 +471,12 @@ drop.addEventListener("drop", async (event) => {
 });
 $("colors").addEventListener("input", () => { $("colors-value").textContent = $("colors").value; });
 $("speed").addEventListener("input", () => { $("speed-value").textContent = $("speed").value; });
-for (const id of ["colors", "speed", "target", "dither", "space"]) $(id).addEventListener("change", settingsChanged);
+for (const id of ["colors", "speed", "target", "dither", "space", "max-size"]) $(id).addEventListener("change", settingsChanged);
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
   radio.addEventListener("change", () => {
-    const byTarget = document.querySelector('input[name="mode"]:checked').value === "target";
-    $("target").disabled = $("target-metric").disabled = !byTarget;
+    const mode = document.querySelector('input[name="mode"]:checked').value;
+    $("target").disabled = $("target-metric").disabled = mode !== "target";
+    $("max-size").disabled = mode !== "size";
     settingsChanged();
   });
 }
