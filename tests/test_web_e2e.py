@@ -269,6 +269,10 @@ def test_keyboard_only_upload_compress_and_download(live_server, browser, tmp_pa
     photo = tmp_path / "coffee.png"
     Image.fromarray(coffee[:200, :300].copy()).save(photo)
     page = watched_page(browser, viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    # Listen for file choosers before the page loads: Playwright asks Chromium to hand them over only
+    # once a listener exists, and a chooser opened before that request lands is never reported.
+    choosers = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
     page.goto(live_server + "/")
     page.wait_for_function("() => document.getElementById('limits').textContent.length > 0")
 
@@ -284,9 +288,13 @@ def test_keyboard_only_upload_compress_and_download(live_server, browser, tmp_pa
         raise AssertionError(f"#{element_id} is not reachable with Tab")
 
     tab_to("file")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
-    chooser.value.set_files(str(photo))
+    page.keyboard.press("Space")
+    for _ in range(300):  # up to 30 s; waiting lets Playwright deliver the event
+        if choosers:
+            break
+        page.wait_for_timeout(100)
+    assert len(choosers) == 1, "Space on the focused file field opened no file chooser"
+    choosers[0].set_files(str(photo))
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=60_000)
 
     tab_to("speed")
