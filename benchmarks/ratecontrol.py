@@ -1,7 +1,7 @@
 """Rate control (issue 25): byte budgets, the default, and targets that minimise bytes.
 
     python benchmarks/ratecontrol.py                 # CQ100: budgets, the default, targets
-    python benchmarks/ratecontrol.py --parts budget,default
+    python benchmarks/ratecontrol.py --parts budget,default   # the other parts' last results kept
     python benchmarks/ratecontrol.py --smoke         # 2 crops; what CI runs
 
 Budgets: for every photo, budgets at 0.35, 0.6 and 0.85 of the size of its plain 256-colour
@@ -200,7 +200,7 @@ def summarise(budget, default, targets) -> tuple[dict, str]:
                        sum(r["seconds"] for r in default)],
                       ["pngquant photo.png", entry["pngquant_score"], f"{theirs:,}",
                        sum(r["pngquant_seconds"] for r in default)],
-                      ["ratio", entry["score"] - entry["pngquant_score"], f"{entry['bytes_ratio']:.3f}",
+                      ["difference, ratio", f"{entry['score'] - entry['pngquant_score']:+.3f}", f"{entry['bytes_ratio']:.3f}",
                        f"{entry['time_ratio']:.2f}x"]]), ""]
     if targets:
         table = []
@@ -249,6 +249,14 @@ def main(argv=None) -> int:
         budget = budget_rows(paths, pngquant, work) if "budget" in parts else []
         default = default_rows(paths, pngquant, work) if "default" in parts and pngquant else []
         targets = target_rows(paths) if "targets" in parts else []
+    earlier = args.out / f"{'ratecontrol-smoke' if args.smoke else 'ratecontrol'}.json"
+    if earlier.exists():  # parts not run this time keep their last results
+        import json as _json
+
+        kept = _json.loads(earlier.read_text())
+        budget = budget or ([] if "budget" in parts else kept.get("budget", []))
+        default = default or ([] if "default" in parts else kept.get("default", []))
+        targets = targets or ([] if "targets" in parts else kept.get("targets", []))
     summary, table = summarise(budget, default, targets)
     summary["images"] = len(paths)
     header = (f"Rate control: {len(paths)} images from {args.images.name}; {machine()}; kmeans at the "

@@ -194,9 +194,22 @@ def largest_fitting(files: _Files, level: float, limit: int, low: int, high: int
             best = max(best or found, found)
             if found >= high or files.size(found, level) >= limit * _close_enough(files.settings):
                 return best
+            # the counts just above are checked as written: at the slow speeds the next one, and
+            # below 32 colours (where one colour more is worth several points and a fit costs
+            # little) the next two, as a file's size is not quite monotonic in the count;
+            # elsewhere the estimate of the count a tolerance above decides
+            if files.settings.speed <= 3 or found < 32:
+                above = [count for count in (found + 1, found + 2) if count <= high][:1 if files.settings.speed <= 3 else 2]
+                fitting = [count for count in above if files.size(count, level) <= limit]
+                if not fitting:
+                    return best
+                best = max(fitting)
+                if best >= high:
+                    return best
+                low, first = best, min(high, best + 1)
+                continue
             above = min(high, found + _tolerance(files.settings, found) + 1)
-            exact = files.settings.speed <= 3  # the slow speeds check the count above as written
-            if (files.size(above, level) if exact else files.estimated_size(above, level)) > limit:
+            if files.estimated_size(above, level) > limit:
                 return best
             low, first = found, above
         else:
