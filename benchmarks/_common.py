@@ -40,6 +40,18 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+def smoke_crops(paths: list[Path], folder: Path, height: int = 96, width: int = 128) -> list[Path]:
+    """The top-left corner of each image saved as a PNG in ``folder``: what a --smoke run measures."""
+    from PIL import Image
+
+    crops = []
+    for path in paths:
+        crop = folder / f"crop-{path.stem}.png"
+        Image.fromarray(load_rgb(path)[:height, :width]).save(crop)
+        crops.append(crop)
+    return crops
+
+
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
     error = np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2)
     return math.inf if error == 0 else 10 * math.log10(255.0**2 / error)

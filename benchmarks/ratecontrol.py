@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import benchmark_parser, find_images, load_rgb, machine, markdown_table, write_results  # noqa: E402
+from _common import benchmark_parser, find_images, load_rgb, machine, markdown_table, smoke_crops, write_results  # noqa: E402
 
 import colorquant as cq  # noqa: E402
 from colorquant.metrics import ssimulacra2  # noqa: E402
@@ -236,14 +236,7 @@ def main(argv=None) -> int:
         work = Path(scratch)
         paths = find_images(args.images, 2 if args.smoke else args.limit)
         if args.smoke:  # crops: seconds, not minutes
-            from PIL import Image
-
-            crops = []
-            for path in paths:
-                crop = work / f"crop-{path.stem}.png"
-                Image.fromarray(load_rgb(path)[:96, :128]).save(crop)
-                crops.append(crop)
-            paths = crops
+            paths = smoke_crops(paths, work)
             global SHARES, TARGETS
             SHARES, TARGETS = (0.6,), (60,)
         budget = budget_rows(paths, pngquant, work) if "budget" in parts else []

@@ -224,10 +224,31 @@ def test_png_header_declares_the_depth_its_rows_are_packed_at(n_colors, bit_dept
     labels = rng.integers(0, n_colors, size=(256, 263)).astype(np.uint8)
     assert labels.size >= _TRY_BOTH_DEPTHS_BELOW
     palette = rng.integers(0, 256, size=(n_colors, 3)).astype(np.uint8)
-    data = encode_png(labels, palette, bit_depths=bit_depths)
+    data = encode_png(labels, palette, bit_depths=bit_depths, palette_orders="given")
     expected_bits = 8 if bit_depths == "byte" else next(d for d in (1, 2, 4, 8) if n_colors <= 1 << d)
     assert data[24] == expected_bits and data[25] == 3
     with Image.open(io.BytesIO(data)) as image:
         assert image.mode == "P"
         assert np.array_equal(np.asarray(image), labels)
         assert np.array_equal(np.asarray(image.convert("RGB")), palette[labels])
+
+
+@pytest.mark.parametrize("orders", ["popularity", "both"])
+def test_png_entries_are_written_in_order_of_use_with_the_translucent_first(orders):
+    from colorquant.encoding import encode_png
+
+    rng = np.random.default_rng(5)
+    palette = rng.integers(0, 256, size=(40, 4)).astype(np.uint8)
+    palette[:, 3] = 255
+    palette[[7, 30], 3] = [0, 128]  # two translucent entries, not at the front
+    labels = np.minimum(rng.geometric(0.08, size=(300, 260)) - 1, 39).astype(np.uint8)
+    labels = (labels * 13 % 40).astype(np.uint8)  # the most used entries scattered over the palette
+    data = encode_png(labels, palette, palette_orders=orders)
+    with Image.open(io.BytesIO(data)) as image:
+        written = np.asarray(image)
+        assert np.array_equal(np.asarray(image.convert("RGBA")), palette[labels])  # the same pixels
+        alpha = np.frombuffer(image.info["transparency"], dtype=np.uint8)
+    assert sorted(alpha.tolist()) == [0, 128]  # tRNS holds exactly the translucent entries
+    counts = np.bincount(written.ravel(), minlength=40)[2:]
+    if orders == "popularity":
+        assert (np.diff(counts) <= 0).all()  # the opaque entries, most used first

@@ -33,6 +33,8 @@ class Effort:
     refine_steps : Lloyd steps on every distinct colour after a sampled fit
     deflate_level : libdeflate level of PNG output up to ``big_image_pixels``; larger images
         get at most ``big_image_deflate_level`` (levels 10-12 cost 20x level 6 per byte)
+    palette_orders : how the PNG's entries are ordered (see encoding.encode_png): "popularity"
+        (the most used first), or "both" (that and the order of the fit, the smaller kept)
     """
 
     draws_per_color: int
@@ -48,6 +50,7 @@ class Effort:
     bit_depths: str = "byte"
     big_image_deflate_level: int = 6
     big_image_pixels: int = 4_000_000
+    palette_orders: str = "popularity"
 
     def sample_draws(self, n_colors: int) -> int:
         wanted = self.draws_per_color * max(1, n_colors)
@@ -63,9 +66,11 @@ class Effort:
 # deflate level; then seeding draws and restarts. Level 4 is the default; see README for
 # what each level measured on CQ100.
 EFFORTS = {
-    1: Effort(1024, 16384, 65536, 50, 6, 5, 3, 12, restarts=4, big_image_deflate_level=9, bit_depths="both"),
-    2: Effort(1024, 16384, 65536, 40, 4, 5, 2, 12, restarts=2, big_image_deflate_level=9, bit_depths="both"),
-    3: Effort(512, 16384, 32768, 30, 3, 5, 2, 11, bit_depths="both"),
+    1: Effort(1024, 16384, 65536, 50, 6, 5, 3, 12, restarts=4, big_image_deflate_level=9, bit_depths="both",
+               palette_orders="both"),
+    2: Effort(1024, 16384, 65536, 40, 4, 5, 2, 12, restarts=2, big_image_deflate_level=9, bit_depths="both",
+               palette_orders="both"),
+    3: Effort(512, 16384, 32768, 30, 3, 5, 2, 11, bit_depths="both", palette_orders="both"),
     4: Effort(256, 8192, 16384, 20, 2, 4, 1, 10),
     5: Effort(256, 8192, 16384, 15, 1, 4, 1, 10, seed_draws=4096),
     6: Effort(128, 8192, 16384, 12, 1, 3, 1, 9, seed_draws=4096),

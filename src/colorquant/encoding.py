@@ -73,34 +73,45 @@ _TRY_BOTH_DEPTHS_BELOW = 1 << 16
 
 
 def encode_png(labels: np.ndarray, palette: np.ndarray, *, deflate_level: int = 10,
-               bit_depths: str = "both") -> bytes:
+               bit_depths: str = "both", palette_orders: str = "popularity") -> bytes:
     """A palette PNG (colour type 3) of ``labels`` over ``palette`` ((k, 3|4) uint8).
 
-    Written here rather than by Pillow: rows are unfiltered (what oxipng chose for every
-    palette image we tried) and compressed once by libdeflate, without Pillow's zlib pass and
-    a decode-and-recompress by an optimiser: at level 10 on CQ100, half the time of
+    Written here rather than by Pillow: rows are unfiltered (what oxipng chose for most
+    palette images we tried; filters only helped where the order of the entries follows
+    their colours) and compressed once by libdeflate, without Pillow's zlib pass and a
+    decode-and-recompress by an optimiser: at level 10 on CQ100, half the time of
     Pillow + oxipng for the same bytes (0.1% fewer). ``bit_depths`` says how a palette that
     fits in 1, 2 or 4 bits is written: "packed", "byte" (8 bits: photos' labels often
     compress better unpacked) or "both" (the smaller kept; always so on small images).
-    Entries with alpha < 255 go first, so that the tRNS chunk stops at the last of them. No
+
+    The order of the entries changes no pixel but does change the bytes: deflate sends its
+    Huffman code lengths in index order, run-length coded, and libdeflate's block splitting
+    follows from them, so entries in order of use (the most used first) let runs of equal
+    lengths form. On charts and screenshots that saved 2% at level 10 (up to 13% on a pie
+    chart; nothing on photos, where every entry is used about as much). ``palette_orders``:
+    "popularity" writes that order; "both" also tries the order given, each judged by a fast
+    deflate (level 6), and keeps the smaller; "given" keeps the order as it is. Entries with
+    alpha < 255 go first in any order, so that the tRNS chunk stops at the last of them. No
     metadata chunk is written.
     """
     import deflate
 
-    if palette.shape[1] == 4:
-        order = np.argsort(palette[:, 3] == 255, kind="stable")
-        position = np.empty_like(order)
-        position[order] = np.arange(len(order))
-        labels = position.astype(np.uint8)[labels]
-        palette = palette[order]
+    orders = {"popularity": ["popularity"], "both": ["given", "popularity"], "given": ["given"]}[palette_orders]
     height, width = labels.shape
     depth = next(d for d in (1, 2, 4, 8) if len(palette) <= 1 << d)
     if bit_depths == "both" or labels.size < _TRY_BOTH_DEPTHS_BELOW:
-        candidates = sorted({depth, 8})
+        depths = sorted({depth, 8})
     else:
-        candidates = [8 if bit_depths == "byte" else depth]
+        depths = [8 if bit_depths == "byte" else depth]
+    counts = np.bincount(labels.ravel(), minlength=len(palette)) if "popularity" in orders else None
+    variants = [_reordered(labels, palette, counts if order == "popularity" else None) for order in orders]
+    if len(variants) > 1:
+        # judged by a fast deflate: the orders ranked the same at level 6 as at level 10 on
+        # every chart, screenshot, icon and photo we measured
+        variants = [min(variants, key=lambda v: len(deflate.zlib_compress(_scanlines(v[0], depths[-1]), 6)))]
+    labels, palette = variants[0]
     best = None
-    for bits in candidates:
+    for bits in depths:
         compressed = deflate.zlib_compress(_scanlines(labels, bits), deflate_level)
         if best is None or len(compressed) < len(best[1]):
             best = (bits, compressed)
@@ -112,6 +123,20 @@ def encode_png(labels: np.ndarray, palette: np.ndarray, *, deflate_level: int = 
         chunks.append(_png_chunk(b"tRNS", palette[:translucent, 3].tobytes()))
     chunks += [_png_chunk(b"IDAT", compressed), _png_chunk(b"IEND", b"")]
     return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def _reordered(labels: np.ndarray, palette: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` and ``palette`` with the translucent entries first and, given ``counts``,
+    each group in order of use (ties in the order given)."""
+    keys = [np.zeros(len(palette), dtype=np.int64)] if counts is None else [-counts.astype(np.int64)]
+    if palette.shape[1] == 4:
+        keys.append(palette[:, 3] == 255)  # np.lexsort sorts by the last key first
+    order = np.lexsort(keys)
+    if (order == np.arange(len(order))).all():
+        return labels, palette
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return position.astype(np.uint8)[labels], palette[order]
 
 
 def _scanlines(labels: np.ndarray, bits: int) -> np.ndarray:

@@ -149,7 +149,7 @@ def encode_output(labels: np.ndarray, palette: np.ndarray, speed: int, format: s
         effort = effort_for(speed)
         big = labels.size > effort.big_image_pixels
         return encode_png(labels, palette, deflate_level=effort.deflate_level_for(labels.size),
-                          bit_depths="packed" if big else effort.bit_depths)
+                          bit_depths="packed" if big else effort.bit_depths, palette_orders=effort.palette_orders)
     from .encoding import encode_image
 
     return encode_image(labels, palette, format)
