@@ -182,10 +182,14 @@ async function compressOne() {
   setStatus("Compressing…");
   setBusy(true);
   $("run").disabled = true;
+  // settings changed while a request was in flight: only the newest request's answer is shown
+  const request = compressOne.latest = (compressOne.latest || 0) + 1;
   try {
     const response = await requestCompressed(single.file);
+    if (request !== compressOne.latest) return;
     if (!response.ok) { setStatus(await errorText(response), true); return; }
     const record = await recordOf(response, single.file);
+    if (request !== compressOne.latest) return;
     showResult(record, single.originalUrl);
     setStatus("Done: " + record.name);
   } catch (error) {
