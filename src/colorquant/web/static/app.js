@@ -193,10 +193,12 @@ async function compressOne() {
     showResult(record, single.originalUrl);
     setStatus("Done: " + record.name);
   } catch (error) {
-    setStatus("Request failed: " + error, true);
+    if (request === compressOne.latest) setStatus("Request failed: " + error, true);
   } finally {
-    setBusy(false);
-    $("run").disabled = false;
+    if (request === compressOne.latest) {  // a newer request is still working otherwise
+      setBusy(false);
+      $("run").disabled = false;
+    }
   }
 }
 
