@@ -60,7 +60,7 @@ def test_batch_mirrors_tree_and_fills_manifest(run_cli, tmp_path, coffee):
                                         "trip/img001-kmeans-k8.png", "trip/img003-kmeans-k8.png"]
     rows = manifest_rows(output)
     assert sorted(rows) == ["img000.png", "img002.png", "trip/img001.png", "trip/img003.png"]
-    expected_hash = settings_hash(Settings(n_colors=8))
+    expected_hash = settings_hash(Settings(n_colors=8, keep_animation_format=True))  # no --format given
     for relpath, row in rows.items():
         stat = (source / relpath).stat()
         assert row["status"] == "done" and row["error"] is None and row["attempts"] == 1

@@ -345,3 +345,53 @@ def serving(settings):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_an_animated_gif_plays_in_the_page_and_downloads_alone_and_in_the_zip(live_server, browser, tmp_path,
+                                                                             astronaut, coffee):
+    import sys
+    import zipfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from animation_set import sprite_frames
+
+    from colorquant.imageio import read_image
+
+    frames = [Image.fromarray(frame) for frame in sprite_frames(astronaut, coffee, n_frames=6, size=(96, 64))]
+    clip = tmp_path / "clip.gif"
+    frames[0].save(clip, save_all=True, append_images=frames[1:], duration=70, loop=0)
+    still = tmp_path / "still.png"
+    Image.fromarray(coffee[:64, :96].copy()).save(still)
+
+    page = watched_page(browser, viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(live_server + "/")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_function("() => document.getElementById('result-name').textContent.includes('clip-kmeans-k200.gif')",
+                           timeout=60_000)
+    # the result shown plays: the page's picture of it changes over time
+    size = page.evaluate("async () => { const image = document.getElementById('compressed'); await image.decode();"
+                         " return [image.naturalWidth, image.naturalHeight]; }")
+    assert size == [96, 64]
+    pictures = set()
+    for _ in range(10):
+        pictures.add(page.locator("#stage").screenshot())
+        time.sleep(0.08)
+    assert len(pictures) >= 3
+
+    with page.expect_download() as download_info:
+        page.click("#download")
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    assert saved.name == "clip-kmeans-k200.gif" and read_image(saved).animation.n_frames == 6
+
+    page.set_input_files("#file", [str(clip), str(still)])
+    page.wait_for_function("() => document.querySelectorAll('#queue-list li.done').length === 2", timeout=120_000)
+    with page.expect_download() as download_info:
+        page.click("#download-all")
+    archive = tmp_path / "all.zip"
+    download_info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as bundle:
+        assert bundle.namelist() == ["clip-kmeans-k200.gif", "still-kmeans-k200.png"]
+        assert read_image(bundle.read("clip-kmeans-k200.gif")).animation.n_frames == 6
+    assert page.problems == []
+    page.close()

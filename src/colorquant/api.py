@@ -94,7 +94,7 @@ def quantize(
         raise InvalidParameterError(f"settings must be a Settings; got {type(settings).__name__}")
     elif options or any(value != _DEFAULTS[name] for name, value in keywords.items() if name in _DEFAULTS):
         raise InvalidParameterError("give either settings= or keyword options, not both")
-    return quantize_loaded(read_image(image, max_pixels=settings.max_pixels), settings)
+    return quantize_loaded(read_image(image, max_pixels=settings.max_pixels, max_frames=settings.max_frames), settings)
 
 
 _DEFAULTS = dict(n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, max_pixels=DEFAULT_MAX_PIXELS,
@@ -106,6 +106,9 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
     """:func:`quantize` of an image already read, with settings already checked (no
     validation: the private twin of ``quantize``)."""
     settings.method_spec.load()  # imports the method's libraries once, outside the timed part
+    animation = loaded.animation
+    if animation is not None:
+        settings = _animation_settings(loaded, settings)
     started = time.perf_counter()
     limit = None if settings.max_size is None else settings.max_size.bytes_for(loaded.n_bytes)
     encoded = None
@@ -113,7 +116,7 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
         trace, target_met, n_colors = (), True, settings.n_colors
         dither, color_space = settings.dither, settings.color_space
         if settings.target is None and limit is None:
-            prepared = prepare(loaded.pixels, settings.color_space, exact=False)
+            prepared = prepare(loaded.pixels, settings.color_space, exact=False, animation=animation)
             quantization = fit(prepared, n_colors, settings)
             labels = label_image(prepared, quantization, settings.dither)
         else:
@@ -121,9 +124,9 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
 
             try:
                 if settings.target is None:
-                    choice = fit_budget(loaded.pixels, settings, limit)
+                    choice = fit_budget(loaded.pixels, settings, limit, animation=animation)
                 else:
-                    choice = smallest_meeting_target(loaded.pixels, settings, limit)
+                    choice = smallest_meeting_target(loaded.pixels, settings, limit, animation=animation)
             except QualityTooLowError as error:  # say which image, for runs of many
                 error.message = f"{loaded.source}: {error.message}"
                 error.args = (error.message,)
@@ -149,10 +152,22 @@ def quantize_loaded(loaded, settings: Settings) -> QuantizedImage:
         target_met=target_met,
         warnings=loaded.warnings,
         byte_budget=limit,
+        animation=animation,
     )
     if encoded is not None and settings.format == "png":
         result.__dict__["_png_bytes"] = encoded  # the file the search measured, not encoded twice
     return result
+
+
+def _animation_settings(loaded, settings: Settings) -> Settings:
+    """The settings an animation is written with: in its own kind of file when asked to keep
+    it; never JPEG, which holds one frame."""
+    format_name = settings.format_for(loaded.animation)
+    if format_name == "jpeg":
+        raise InvalidParameterError(
+            f"{loaded.source}: is an animation ({loaded.animation.n_frames} frames) and JPEG holds one "
+            "frame; write it as png (APNG), gif or webp")
+    return settings if format_name == settings.format else settings.with_changes(format=format_name)
 
 
 @dataclass(frozen=True)
@@ -182,7 +197,7 @@ def quality_curves(image, settings: Settings, *, methods=None, metric: str | Non
     if settings.target is not None and metric != settings.target.metric:
         raise InvalidParameterError(
             f"metric {metric} differs from the target's metric {settings.target.metric}")
-    loaded = read_image(image, max_pixels=settings.max_pixels)
+    loaded = read_image(image, max_pixels=settings.max_pixels, frames="first")
     prepared = prepare(loaded.pixels, settings.color_space)
     points, chosen, errors = {}, {}, {}
     with single_threaded_blas():

@@ -143,12 +143,13 @@ def run_task(task: BatchTask) -> Outcome:
         identity = dict(input_size=info.st_size, input_mtime_ns=info.st_mtime_ns,
                         input_hash=content_hash(data))
 
-        loaded = read_image(data, max_pixels=task.settings.max_pixels, name=task.relpath)
+        loaded = read_image(data, max_pixels=task.settings.max_pixels, name=task.relpath,
+                            max_frames=task.settings.max_frames)
         compressed = compress_image(loaded, task.settings)
         folder = str(Path(task.relpath).parent)
         relative = os.path.normpath(os.path.join(folder, output_name(
             task.output_stem, task.settings.method, compressed.result.n_colors_requested,
-            task.settings.format)))
+            compressed.result.settings.format)))
         new_hash = content_hash(compressed.encoded)
         if task.settings.skip_if_larger and len(compressed.encoded) >= len(data):
             error = OutputNotSmallerError(

@@ -39,8 +39,9 @@ def compress_image(loaded, settings: Settings) -> Compressed:
 
     result = quantize_loaded(loaded, settings)
     return_free_memory()  # the fit's buffers, before the encoder allocates its own
-    encoded = result.encode(settings.format)
-    return Compressed(result, encoded, result.measure(encoded, settings.format))
+    format_name = result.settings.format  # an animation's own kind, where it is kept
+    encoded = result.encode(format_name)
+    return Compressed(result, encoded, result.measure(encoded, format_name))
 
 
 def outcome_of(name: str, compressed: Compressed, *, output: str | None, seconds: float) -> Outcome:
@@ -51,6 +52,8 @@ def outcome_of(name: str, compressed: Compressed, *, output: str | None, seconds
         metrics=dict(figures.values), bytes_in=result.bytes_in, bytes_out=figures.bytes,
         bpp=figures.bpp, seconds=seconds, warnings=tuple(result.warnings), search=result.search,
         dither=result.dither, max_bytes=result.byte_budget, color_space=result.color_space,
+        frames=None if figures.frames is None else figures.frames["count"],
+        frame_metrics={} if figures.frames is None else {key: dict(figures.frames[key]) for key in ("mean", "worst")},
     )
 
 
@@ -97,11 +100,12 @@ def compress_file(
     name = str(input_path)
     output = None
     try:
-        loaded = read_image(input_path, max_pixels=settings.max_pixels)
+        loaded = read_image(input_path, max_pixels=settings.max_pixels, max_frames=settings.max_frames)
         folder = Path(output_dir) if output_dir is not None else input_path.parent
+        format_name = settings.format_for(loaded.animation)
         if output_path is None and not settings.searches_colors:
             output_path = folder / default_output_name(
-                input_path.name, settings.method, settings.n_colors, settings.format)
+                input_path.name, settings.method, settings.n_colors, format_name)
         if output_path is not None:
             # Refuse before the work, not after it; write_atomic checks again without a race.
             output = str(output_path)
@@ -110,7 +114,7 @@ def compress_file(
         if output_path is None:  # named after the colour count the search found
             output_path = folder / default_output_name(
                 input_path.name, settings.method, compressed.result.n_colors_requested,
-                settings.format)
+                format_name)
         output = str(output_path)
         if settings.skip_if_larger and len(compressed.encoded) >= loaded.n_bytes:
             return _not_smaller(name, loaded, compressed, started)
@@ -133,7 +137,7 @@ def compress_to_bytes(source, settings: Settings, *, name: str | None = None) ->
     started = time.perf_counter()
     name = name or str(source)
     try:
-        loaded = read_image(source, max_pixels=settings.max_pixels, name=name)
+        loaded = read_image(source, max_pixels=settings.max_pixels, name=name, max_frames=settings.max_frames)
         compressed = compress_image(loaded, settings)
         if settings.skip_if_larger and len(compressed.encoded) >= loaded.n_bytes:
             return _not_smaller(name, loaded, compressed, started), None

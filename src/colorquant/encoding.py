@@ -129,15 +129,24 @@ def encode_png(labels: np.ndarray, palette: np.ndarray, *, deflate_level: int = 
 def _reordered(labels: np.ndarray, palette: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """``labels`` and ``palette`` with the translucent entries first and, given ``counts``,
     each group in order of use (ties in the order given)."""
-    keys = [np.zeros(len(palette), dtype=np.int64)] if counts is None else [-counts.astype(np.int64)]
+    position, ordered = popularity_order(palette, counts)
+    if ordered is palette:
+        return labels, palette
+    return position[labels], ordered
+
+
+def popularity_order(palette: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(old index -> new index as uint8, reordered palette): translucent entries first, then
+    each group by ``counts`` (most used first; None keeps the order given)."""
+    keys = [np.zeros(len(palette), dtype=np.int64)] if counts is None else [-np.asarray(counts, np.int64)]
     if palette.shape[1] == 4:
         keys.append(palette[:, 3] == 255)  # np.lexsort sorts by the last key first
     order = np.lexsort(keys)
     if (order == np.arange(len(order))).all():
-        return labels, palette
+        return np.arange(len(palette), dtype=np.uint8), palette
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    return position.astype(np.uint8)[labels], palette[order]
+    return position.astype(np.uint8), palette[order]
 
 
 def _scanlines(labels: np.ndarray, bits: int) -> np.ndarray:
@@ -163,18 +172,29 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
 
 
+def gif_palette(palette: np.ndarray, frames: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The palette and labels as GIF shows them: GIF has one fully transparent index and no
+    partial alpha, so entries under half opacity become that index (0, 0, 0, 0) and the
+    others opaque. An opaque palette is returned as it is."""
+    if palette.shape[1] != 4:
+        return palette, frames
+    see_through = np.flatnonzero(palette[:, 3] < 128)
+    palette = palette.copy()
+    palette[:, 3] = 255
+    if not len(see_through):
+        return palette, frames
+    transparent_index = int(see_through[0])
+    remap = np.arange(len(palette), dtype=np.uint8)
+    remap[see_through] = transparent_index
+    palette[see_through] = 0  # all show as the one transparent index (for labels not remapped)
+    return palette, [remap[frame] for frame in frames]
+
+
 def _encode_gif(labels: np.ndarray, palette: np.ndarray) -> bytes:
-    # GIF has one fully transparent index and no partial alpha: entries under half opacity
-    # become that index, the others opaque.
+    palette, (labels,) = gif_palette(palette, [labels])
     options = {}
-    if palette.shape[1] == 4:
-        see_through = np.flatnonzero(palette[:, 3] < 128)
-        if len(see_through):
-            transparent_index = int(see_through[0])
-            remap = np.arange(len(palette), dtype=np.uint8)
-            remap[see_through] = transparent_index
-            labels = remap[labels]
-            options["transparency"] = transparent_index
+    if palette.shape[1] == 4 and (palette[:, 3] == 0).any():
+        options["transparency"] = int(np.flatnonzero(palette[:, 3] == 0)[0])
     image = palette_image(labels, palette[:, :3])
     buffer = io.BytesIO()
     image.save(buffer, "GIF", optimize=False, **options)

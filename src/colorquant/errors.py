@@ -28,6 +28,8 @@ __all__ = [
 REMEDIES = {
     "max_pixels": {"python": "raise it with max_pixels=", "cli": "raise it with --max-pixels",
                    "web": "this server's limit"},
+    "max_frames": {"python": "raise it with max_frames=", "cli": "raise it with --max-frames",
+                   "web": "this server's limit"},
     "overwrite": {"python": "overwrite=True replaces it", "cli": "--force replaces it",
                   "web": "overwrite=True replaces it"},
     "force": {"python": "force=True replaces it", "cli": "--force replaces it",

@@ -15,12 +15,16 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import ImageReadError, ImageTooLargeError, InvalidParameterError
-from .settings import DEFAULT_MAX_PIXELS
+from .settings import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from .animation import Animation
 
 __all__ = ["ALLOWED_FORMATS", "LoadedImage", "read_image"]
 
@@ -43,6 +47,8 @@ class LoadedImage:
     n_bytes : size of that file in bytes, if any
     format : the decoder that read it ("PNG", "JPEG", ...), if any
     warnings : things a user should hear about (first frame of an animation, broken profile)
+    animation : how the frames play, for an animation read whole: ``pixels`` then holds every
+        frame, composited, stacked top to bottom (see :mod:`colorquant.animation`)
     """
 
     pixels: np.ndarray
@@ -51,16 +57,27 @@ class LoadedImage:
     n_bytes: int | None = None
     format: str | None = None
     warnings: tuple[str, ...] = ()
+    animation: "Animation | None" = None
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(height, width) of one frame (of the image, when it is not an animation)."""
+        height, width = self.pixels.shape[:2]
+        return (self.animation.height, width) if self.animation is not None else (height, width)
 
 
-def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> LoadedImage:
+def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None,
+               max_frames: int = DEFAULT_MAX_FRAMES, frames: str = "all") -> LoadedImage:
     """Read ``source`` into 8-bit RGB or RGBA pixels.
 
     source : str or Path (a regular file), bytes (an encoded file), PIL.Image.Image, or
         ndarray of shape (H, W), (H, W, 3) or (H, W, 4) with dtype uint8
-    max_pixels : refuse images with more pixels than this, judged from the header (an
-        array's shape) before anything is decoded
+    max_pixels : refuse images with more pixels than this (every frame of an animation
+        counts), judged from the header (an array's shape) before anything is decoded
     name : how errors and warnings name the image (default: the path, or "<bytes>"...)
+    max_frames : refuse animations with more frames than this, judged from the header
+    frames : "all" reads every frame of an animated GIF, APNG or WebP file (the result's
+        ``animation`` says how they play); "first" only the first, with a warning
     """
     if isinstance(source, LoadedImage):
         return source
@@ -83,13 +100,14 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
         name = name or "<bytes>"
         if not data:
             raise ImageReadError(f"{name}: empty input")
-        return _decode(data, name, max_pixels, path=None, n_bytes=len(data))
+        return _decode(data, name, max_pixels, path=None, n_bytes=len(data), max_frames=max_frames, frames=frames)
     if isinstance(source, (str, os.PathLike)):
         from .storage import read_regular_file
 
         path = Path(source)
         data, _ = read_regular_file(path, head_problem=head_problem)
-        return _decode(data, name or str(path), max_pixels, path=path, n_bytes=len(data))
+        return _decode(data, name or str(path), max_pixels, path=path, n_bytes=len(data), max_frames=max_frames,
+                       frames=frames)
     raise InvalidParameterError(
         f"image must be a path, bytes, PIL.Image or ndarray; got {type(source).__name__}"
     )
@@ -119,7 +137,7 @@ def header_pixels(data: bytes) -> int | None:
     try:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
             width, height = image.size
-            return width * height * max(1, int(getattr(image, "n_frames", 1)))
+            return width * height * max(1, _frame_count(image, data, "<header>"))
     except Exception:  # noqa: BLE001 - decoder boundary: read_image says what is wrong
         return None
 
@@ -134,7 +152,19 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> Non
             remedy="max_pixels")
 
 
-def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes) -> LoadedImage:
+def _frame_count(image: Image.Image, data: bytes, name: str) -> int:
+    """Frames of an opened image, from its headers: a GIF's block structure is walked here
+    (Pillow's count of GIF frames decodes none either, but the reader here is the one that
+    reads them); an APNG's default image outside the animation is not counted."""
+    if image.format == "GIF":
+        from .animation import gif_frame_count
+
+        return gif_frame_count(data, name)[0]
+    return int(getattr(image, "n_frames", 1)) - int(bool(getattr(image, "default_image", False)))
+
+
+def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes, max_frames: int = DEFAULT_MAX_FRAMES,
+            frames: str = "all") -> LoadedImage:
     # Pillow's plugins fail in many ways on hostile data (OSError, SyntaxError, ValueError,
     # struct.error, EOFError, zlib.error, IndexError...): at this one boundary any exception
     # from the decoder means "this file is not a readable image".
@@ -145,6 +175,15 @@ def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes) -> Loaded
         try:
             image = _open(io.BytesIO(data), name, max_pixels, ALLOWED_FORMATS)
             try:
+                if frames == "all" and image.format in ("GIF", "PNG", "WEBP"):
+                    _check_pixel_count(image.size, max_pixels, name)
+                    n_frames = _guarded(lambda: _frame_count(image, data, name), name, max_pixels, "corrupt image")
+                    if n_frames > 1:
+                        if image.format == "PNG":  # every chunk's CRC, as for a still PNG below
+                            _guarded(image.verify, name, max_pixels, "corrupt or truncated image")
+                            image.close()
+                            image = _open(io.BytesIO(data), name, max_pixels, ("PNG",))
+                        return _read_animation(image, data, name, max_pixels, max_frames, n_frames, path, n_bytes)
                 notes = _check_size(image, name, max_pixels)
                 if image.format == "PNG":
                     # Pillow's load does not check IDAT's CRC: a flipped bit would decode into
@@ -264,6 +303,18 @@ def _open(stream, name: str, max_pixels: int, formats) -> Image.Image:
         ) from None
     except Exception as error:  # noqa: BLE001 - decoder boundary, see _decode
         raise _read_error(error, name, max_pixels, "not a valid image") from None
+
+
+def _read_animation(image: Image.Image, data: bytes, name: str, max_pixels: int, max_frames: int,
+                    n_frames: int, path, n_bytes) -> LoadedImage:
+    """Every frame of an animated image, refused from its headers if too large."""
+    from .animation import check_frames, read_frames
+
+    check_frames(n_frames, image.size, name, max_pixels, max_frames)
+    pixels, animation = _guarded(lambda: read_frames(image, data, name, max_pixels, max_frames),
+                                 name, max_pixels, "corrupt or truncated animation")
+    return LoadedImage(pixels=pixels, source=name, path=path, n_bytes=n_bytes, format=image.format,
+                       animation=animation)
 
 
 def _check_size(image: Image.Image, name: str, max_pixels: int) -> list[str]:

@@ -247,7 +247,10 @@ class Manifest:
             raise ValueError(f"status must be one of {STATUSES}; got {outcome.status!r}")
         now = _now()
         values = [getattr(outcome, name) for name in _OUTCOME_COLUMNS]
-        metrics = json.dumps({k: v for k, v in outcome.metrics.items() if v is not None})
+        figures = {k: v for k, v in outcome.metrics.items() if v is not None}
+        if outcome.frames is not None:  # an animation's frame figures ride with its figures
+            figures[_FRAMES_KEY] = {"count": outcome.frames, **outcome.frame_metrics}
+        metrics = json.dumps(figures)
         columns = ("input", *_OUTCOME_COLUMNS, "metrics", "settings_hash", "output_stem", "input_gone",
                    "attempts", "created_at", "updated_at")
         updated = (*_OUTCOME_COLUMNS, "metrics", "settings_hash", "output_stem", "input_gone")
@@ -316,8 +319,9 @@ class Manifest:
                 "input_root": self._meta("input_root"), "output_root": self._meta("output_root")}
 
     def csv_bytes(self) -> tuple[bytes, int]:
-        """Every row as CSV, one column per figure; and the number of rows."""
-        header = ("input", *_OUTCOME_COLUMNS, *METRICS, *_BOOKKEEPING)
+        """Every row as CSV, one column per figure (and for an animation its frame count and,
+        as JSON, its mean and worst frame's figures); and the number of rows."""
+        header = ("input", *_OUTCOME_COLUMNS, *METRICS, "frames", "frame_metrics", *_BOOKKEEPING)
         rows = self.rows()
         text = io.StringIO(newline="")
         writer = csv.writer(text)
@@ -325,7 +329,8 @@ class Manifest:
         for stored in rows.values():
             outcome = stored.outcome
             writer.writerow(map(_csv_cell, [outcome.input, *(getattr(outcome, n) for n in _OUTCOME_COLUMNS),
-                                            *(outcome.metrics.get(n) for n in METRICS),
+                                            *(outcome.metrics.get(n) for n in METRICS), outcome.frames,
+                                            json.dumps(outcome.frame_metrics) if outcome.frame_metrics else None,
                                             *(getattr(stored, n) for n in _BOOKKEEPING)]))
         # a name's undecodable bytes are written back as they are on disk
         return text.getvalue().encode("utf-8", "surrogateescape"), len(rows)
@@ -357,9 +362,16 @@ def _csv_cell(value):
     return value
 
 
+# The key in a row's figures (JSON) under which an animation's frame count and frame figures
+# are kept: {"count": n, "mean": {...}, "worst": {...}}
+_FRAMES_KEY = "_frames"
+
+
 def _stored(row: sqlite3.Row) -> StoredOutcome:
     metrics = {name: None for name in METRICS}
     metrics.update(json.loads(row["metrics"] or "{}"))
-    outcome = Outcome(input=_from_db(row["input"]), metrics=metrics,
+    frames = metrics.pop(_FRAMES_KEY, None) or {}
+    outcome = Outcome(input=_from_db(row["input"]), metrics=metrics, frames=frames.pop("count", None),
+                      frame_metrics=frames,
                       **{name: _from_db(row[name]) for name in _OUTCOME_COLUMNS})
     return StoredOutcome(outcome, *(_from_db(row[name]) for name in _BOOKKEEPING))

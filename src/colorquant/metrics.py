@@ -328,6 +328,7 @@ class Metrics:
     n_colors: int
     bytes: int
     bpp: float
+    frames: dict | None = None  # an animation's: {"count": n, "mean": {...}, "worst": {...}}
 
     def __getattr__(self, name):
         try:

@@ -72,10 +72,12 @@ def run_object_task(task: ObjectTask) -> Outcome:
         from .imageio import read_image
 
         data = task.source.read(task.relpath)
-        loaded = read_image(data, max_pixels=task.settings.max_pixels, name=task.relpath)
+        loaded = read_image(data, max_pixels=task.settings.max_pixels, name=task.relpath,
+                            max_frames=task.settings.max_frames)
         compressed = compress_image(loaded, task.settings)
         relative = posixpath.join(posixpath.dirname(task.relpath), output_name(
-            task.output_stem, task.settings.method, compressed.result.n_colors_requested, task.settings.format))
+            task.output_stem, task.settings.method, compressed.result.n_colors_requested,
+            compressed.result.settings.format))
         if task.settings.skip_if_larger and len(compressed.encoded) >= len(data):
             raise OutputNotSmallerError(
                 f"{task.relpath}: output would be {len(compressed.encoded):,} bytes, not smaller than "
@@ -279,7 +281,7 @@ def compress_object(task: CompressObjectTask) -> Outcome:
         folder = ObjectFolder.of(task.output_dir if task.output_dir is not None else
                                  posixpath.dirname(task.source) or ".", task.storage_options)
         name = default_output_name(source_name, task.settings.method, compressed.result.n_colors_requested,
-                                   task.settings.format)
+                                   compressed.result.settings.format)
     try:
         if folder.is_local:
             from .storage import write_atomic

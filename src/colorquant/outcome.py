@@ -41,6 +41,9 @@ class Outcome:
     dither, color_space : the output's dither level and colour space (those a budget or a
         target chose, if it chose)
     max_bytes : the byte budget of this input (``max_size``), if any
+    frames, frame_metrics : an animation's frame count, and the figures of its mean and its
+        worst frame (``{"mean": {...}, "worst": {...}}``); ``metrics`` are those of all its
+        frames together
     """
 
     input: str
@@ -66,6 +69,8 @@ class Outcome:
     dither: float | None = None
     max_bytes: int | None = None
     color_space: str | None = None
+    frames: int | None = None
+    frame_metrics: dict = field(default_factory=dict)
     # The exception itself, while the outcome lives in one process (not stored).
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
@@ -87,7 +92,9 @@ class Outcome:
     def as_json(self, audience: str = "python") -> dict:
         """The documented JSON record: ``input``, ``output``, ``method``, ``colors``, one key
         per registered figure, ``bytes_in``, ``bytes_out``, ``max_bytes`` (the byte budget),
-        ``bpp``, ``seconds``, ``status``, ``error``. Infinite or missing figures are null."""
+        ``bpp``, ``seconds``, ``status``, ``error``; for an animation also ``frames`` and
+        ``frame_mean`` and ``frame_worst`` (the figures of the mean and the worst frame).
+        Infinite or missing figures are null."""
         record = {"input": self.input, "output": self.output, "method": self.method,
                   "colors": self.colors, "dither": self.dither, "color_space": self.color_space}
         for name, metric in METRICS.items():
@@ -95,6 +102,13 @@ class Outcome:
         record.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, max_bytes=self.max_bytes,
                       bpp=_finite(self.bpp),
                       seconds=_finite(self.seconds), status=self.status, error=self.error_text(audience))
+        if self.frames is not None:
+            record["frames"] = self.frames
+            for statistic in ("mean", "worst"):
+                figures = self.frame_metrics.get(statistic, {})
+                record[f"frame_{statistic}"] = {name: _finite(figures.get(name), metric.digits)
+                                                for name, metric in METRICS.items() if figures.get(name) is not None
+                                                or name in figures}
         return record
 
     def stored(self) -> dict:

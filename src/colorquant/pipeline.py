@@ -60,6 +60,7 @@ class PreparedImage:
     n_channels: int
     pixels: np.ndarray  # the (H, W, C) input itself, for dithering
     sampled: bool = False  # the histogram is of a sample of the pixels (no inverse to use)
+    animation: object = None  # an Animation whose frames are stacked in ``pixels``, if any
 
     @property
     def has_transparent(self) -> bool:
@@ -94,10 +95,18 @@ SAMPLED_ABOVE_PIXELS = 4_000_000
 SAMPLE_PIXELS = 1 << 19
 
 
-def prepare(pixels: np.ndarray, color_space: str = "rgb", *, exact: bool = True) -> PreparedImage:
+def prepare(pixels: np.ndarray, color_space: str = "rgb", *, exact: bool = True, animation=None) -> PreparedImage:
     """Split ``pixels`` ((H, W, 3|4) uint8) into what the methods fit on, as features in
     ``color_space``. Unless ``exact``, a big opaque image is fitted on a sample of its
-    pixels (see ``SAMPLED_ABOVE_PIXELS``); errors from its histogram are then estimates."""
+    pixels (see ``SAMPLED_ABOVE_PIXELS``); errors from its histogram are then estimates.
+    The frames of an ``animation`` come stacked in ``pixels``: one histogram of them all."""
+    prepared = _prepare(pixels, color_space, exact)
+    if animation is not None:
+        object.__setattr__(prepared, "animation", animation)
+    return prepared
+
+
+def _prepare(pixels: np.ndarray, color_space: str, exact: bool) -> PreparedImage:
     height, width, n_channels = pixels.shape
     flat = pixels.reshape(-1, n_channels)
     if not exact and n_channels == 3 and len(flat) > SAMPLED_ABOVE_PIXELS:
@@ -184,9 +193,23 @@ def _full_palette(prepared: PreparedImage, palette: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(palette, dtype=np.uint8)
 
 
-def label_image(prepared: PreparedImage, quantization: Quantization, dither: float = 0.0) -> np.ndarray:
+def label_image(prepared: PreparedImage, quantization: Quantization, dither: float = 0.0, *,
+                _plain_only: bool = False) -> np.ndarray:
     """(H, W) uint8 palette index of every pixel; with ``dither`` > 0, Floyd-Steinberg error
-    diffusion of that strength instead of each colour's own entry."""
+    diffusion of that strength instead of each colour's own entry. The frames of an
+    animation are dithered one by one, and where its frames have palettes of their own a pixel
+    close enough to its entry of the frame before keeps it (``animation.stable_labels``);
+    ``_plain_only`` skips that."""
+    if prepared.animation is not None and prepared.animation.n_frames > 1 and not _plain_only:
+        from .animation import STABLE_TOLERANCE, stable_labels
+
+        if dither > 0 and len(quantization.palette) > 1:
+            labels = _dither_frames(prepared, quantization, dither)
+        else:
+            labels = label_image(prepared, quantization, _plain_only=True)
+        if quantization.mse == 0 or not prepared.animation.own_palettes:  # nothing to trade, no flicker
+            return labels
+        return stable_labels(labels, prepared.pixels, quantization.palette, prepared.animation, STABLE_TOLERANCE)
     if dither > 0 and len(quantization.palette) > 1:
         from .dither import floyd_steinberg
 
@@ -205,3 +228,21 @@ def label_image(prepared: PreparedImage, quantization: Quantization, dither: flo
         full[prepared.visible] = pixel_labels
         pixel_labels = full
     return pixel_labels.reshape(prepared.shape)
+
+
+def _dither_frames(prepared: PreparedImage, quantization: Quantization, dither: float) -> np.ndarray:
+    """Each frame of an animation dithered on its own (no error carried from one frame's last
+    row into the next one's first), then still areas given the previous frame's pattern."""
+    from .animation import frames_of, steady_labels
+    from .dither import floyd_steinberg
+
+    animation = prepared.animation
+    plain = label_image(prepared, quantization, _plain_only=True)
+    fixed = None if prepared.visible is None else ~prepared.visible.reshape(prepared.shape)
+    labels = np.empty(prepared.shape, dtype=np.uint8)
+    for index, (pixels, out, frame_plain) in enumerate(zip(
+            frames_of(prepared.pixels, animation), frames_of(labels, animation), frames_of(plain, animation))):
+        frame_fixed = None if fixed is None else frames_of(fixed, animation)[index]
+        out[...] = floyd_steinberg(pixels, quantization.palette, dither, frame_fixed, frame_plain,
+                                   prepared.histogram.color_space)
+    return steady_labels(labels, prepared.pixels, animation)

@@ -87,7 +87,7 @@ class _Files:
         key = (n_colors, level)
         if key not in self._encoded:
             data = encode_output(self.labels(n_colors, level), self.quantization(n_colors).palette,
-                                 self.settings.speed, self.settings.format)
+                                 self.settings.speed, self.settings.format, animation=self.prepared.animation)
             self._encoded[key], self._sizes[key] = data, len(data)
         return self._encoded[key]
 
@@ -102,7 +102,7 @@ class _Files:
     def quick_size(self, n_colors: int, level: float) -> int:
         """The size of the fast deflate (level 6) of a count's PNG; the written size for
         other formats."""
-        if self.settings.format != "png":
+        if self.settings.format != "png" or self.prepared.animation is not None:
             return self.size(n_colors, level)
         key = (n_colors, level)
         if key not in self._quick:
@@ -117,7 +117,7 @@ class _Files:
         time of the written level 10) times the two sizes' ratio at the nearest count whose
         file was written: the ratio drifts with the count (0.88 at 16 colours, 0.96 at 200
         on a CQ100 photo), so it is taken nearby. Exact for formats other than PNG."""
-        if self.settings.format != "png":
+        if self.settings.format != "png" or self.prepared.animation is not None:
             return self.size(n_colors, level)
         key = (n_colors, level)
         self.quick_size(n_colors, level)
@@ -138,14 +138,14 @@ class _Files:
 class _Spaces:
     """The image prepared in each colour space searched, with that space's :class:`_Files`."""
 
-    def __init__(self, pixels: np.ndarray, settings: Settings, *, exact: bool):
-        self.pixels, self.settings, self.exact = pixels, settings, exact
+    def __init__(self, pixels: np.ndarray, settings: Settings, *, exact: bool, animation=None):
+        self.pixels, self.settings, self.exact, self.animation = pixels, settings, exact, animation
         self._files: dict[str, _Files] = {}
 
     def files(self, space: str) -> _Files:
         if space not in self._files:
             settings = self.settings.with_changes(color_space=space)
-            self._files[space] = _Files(prepare(self.pixels, space, exact=self.exact), settings)
+            self._files[space] = _Files(prepare(self.pixels, space, exact=self.exact, animation=self.animation), settings)
         return self._files[space]
 
 
@@ -321,11 +321,12 @@ def _judge(original: np.ndarray) -> str:
     return _JUDGE if min(height, width) >= METRICS[_JUDGE].min_side else "psnr"
 
 
-def fit_budget(pixels: np.ndarray, settings: Settings, limit: int) -> Choice:
+def fit_budget(pixels: np.ndarray, settings: Settings, limit: int, *, animation=None) -> Choice:
     """The best-looking output (SSIMULACRA2; PSNR for images under 8 pixels on a side) of at
     most ``limit`` bytes among ``settings.search_variants`` (colour space x dither level) and
-    counts in ``[min_colors, n_colors]``. Raises :class:`BudgetNotMetError` when none fits."""
-    spaces = _Spaces(pixels, settings, exact=False)
+    counts in ``[min_colors, n_colors]``. Raises :class:`BudgetNotMetError` when none fits.
+    The frames of an ``animation`` come stacked in ``pixels``: the budget is the whole file's."""
+    spaces = _Spaces(pixels, settings, exact=False, animation=animation)
     judge = _judge(pixels)
     candidates, steps, found_before, slope = [], [], None, None
     for space, level in settings.search_variants:
@@ -361,14 +362,15 @@ def fit_budget(pixels: np.ndarray, settings: Settings, limit: int) -> Choice:
                   files.encoded(n_colors, level), tuple(steps), color_space=space)
 
 
-def smallest_meeting_target(pixels: np.ndarray, settings: Settings, limit: int | None = None) -> Choice:
+def smallest_meeting_target(pixels: np.ndarray, settings: Settings, limit: int | None = None, *,
+                            animation=None) -> Choice:
     """The smallest file meeting ``settings.target`` among ``settings.search_variants``
     (colour space x dither level) and the counts in ``[min_colors, n_colors]`` (each
     variant's fewest colours that meet it: more colours only add bytes). With ``limit``,
     that file must fit in it, else :class:`BudgetNotMetError`. Raises
     :class:`QualityTooLowError` when no variant meets the target (``--quality``'s fallback
     applies as in :func:`search_n_colors`)."""
-    spaces = _Spaces(pixels, settings, exact=True)
+    spaces = _Spaces(pixels, settings, exact=True, animation=animation)
     target = settings.target
     best = fallback = None
     trace, missed = [], []

@@ -37,6 +37,10 @@ class QuantizedImage:
     target_met : False when ``--quality MIN-MAX`` kept the most colours without reaching MAX
     warnings : notes about the input a user should hear
     byte_budget : the bytes the output was to fit in (``max_size`` for this input), if any
+    animation : for an animation, how its frames play (an :class:`~colorquant.animation.Animation`);
+        ``labels`` and ``original`` then hold every frame stacked top to bottom, and the
+        figures are those of the whole stack (``metrics.frames`` has the mean and the worst
+        frame's)
     """
 
     palette: np.ndarray
@@ -52,6 +56,21 @@ class QuantizedImage:
     target_met: bool = True
     warnings: tuple[str, ...] = ()
     byte_budget: int | None = None
+    animation: object = None
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of the image: 1 for a still."""
+        return 1 if self.animation is None else self.animation.n_frames
+
+    def frames(self) -> list[np.ndarray]:
+        """Each frame as (H, W, 3|4) uint8 pixels (one for a still image)."""
+        pixels = self.to_array()
+        if self.animation is None:
+            return [pixels]
+        from .animation import frames_of
+
+        return frames_of(pixels, self.animation)
 
     @property
     def method(self) -> str:
@@ -94,11 +113,11 @@ class QuantizedImage:
         format = (format or self.settings.format).lower()
         if format == "png":
             return self._png_bytes
-        return encode_output(self.labels, self.palette, self.settings.speed, format)
+        return encode_output(self.labels, self.palette, self.settings.speed, format, animation=self.animation)
 
     @cached_property
     def _png_bytes(self) -> bytes:
-        return encode_output(self.labels, self.palette, self.settings.speed, "png")
+        return encode_output(self.labels, self.palette, self.settings.speed, "png", animation=self.animation)
 
     def save(self, path, *, format: str | None = None, overwrite: bool = False) -> Path:  # noqa: A002
         """Write the image atomically to ``path``; the format follows the suffix unless given.
@@ -123,7 +142,17 @@ class QuantizedImage:
         the default ones plus ``metrics`` (default: those the settings ask for)."""
         from .metrics import ImagePair
 
-        if format in _EXACT_FORMATS:
+        frame_values = None
+        if self.animation is not None:  # every animated format holds the labels exactly
+            palette = self.palette
+            if format == "gif":
+                from .encoding import gif_palette
+
+                palette, _ = gif_palette(palette, [])
+            output = ImagePair(self.original, labels=self.labels, palette=palette)
+            frame_values = _frame_figures(self.original, self.labels, palette, self.animation,
+                                          metric_names(self.settings.metrics if metrics is None else metrics))
+        elif format in _EXACT_FORMATS:
             output = ImagePair(self.original, labels=self.labels, palette=self.palette)
         else:
             from .encoding import decode_pixels
@@ -136,12 +165,40 @@ class QuantizedImage:
             n_colors=self.n_colors,
             bytes=len(encoded),
             bpp=8.0 * len(encoded) / (height * width),
+            frames=frame_values,
         )
 
 
-def encode_output(labels: np.ndarray, palette: np.ndarray, speed: int, format: str) -> bytes:  # noqa: A002
+def _frame_figures(original, labels, palette, animation, names) -> dict:
+    """The mean and the worst frame's value of every figure measured on each frame alone."""
+    from .animation import frames_of
+    from .metrics import METRICS, ImagePair
+
+    per_frame = [measure(reference, ImagePair(reference, labels=frame, palette=palette), names)
+                 for reference, frame in zip(frames_of(original, animation), frames_of(labels, animation))]
+    mean, worst = {}, {}
+    for name in per_frame[0]:
+        values = [figures[name] for figures in per_frame if figures.get(name) is not None]
+        if not values:
+            continue
+        finite = [value for value in values if np.isfinite(value)]
+        mean[name] = float(np.mean(finite)) if len(finite) == len(values) else (
+            float("inf") if not finite else float(np.mean(finite)))
+        worst[name] = min(values) if METRICS[name].higher_is_better else max(values)
+    return {"count": animation.n_frames, "mean": mean, "worst": worst}
+
+
+def encode_output(labels: np.ndarray, palette: np.ndarray, speed: int, format: str,  # noqa: A002
+                  animation=None) -> bytes:
     """The file a result of these labels and palette is written as: the one encoder of
-    outputs, so that the sizes a byte budget searches are the sizes written."""
+    outputs, so that the sizes a byte budget searches are the sizes written. With an
+    ``animation``, ``labels`` hold its frames stacked, written as an APNG, GIF or WebP."""
+    if animation is not None:
+        from .animation import encode_animation
+        from .effort import effort_for
+
+        level = effort_for(speed).deflate_level_for(labels.size // animation.n_frames)
+        return encode_animation(labels, palette, animation, format, deflate_level=level)
     if format == "png":
         from .effort import effort_for
         from .encoding import encode_png

@@ -20,7 +20,7 @@ from .errors import InvalidParameterError
 
 __all__ = [
     "Settings", "QualityTarget", "MIN_COLORS", "MAX_COLORS", "DEFAULT_COLORS",
-    "DEFAULT_MAX_PIXELS", "FORMATS", "COLOR_SPACES", "quality_to_psnr", "parse_quality",
+    "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_FRAMES", "FORMATS", "COLOR_SPACES", "quality_to_psnr", "parse_quality",
     "ByteBudget", "parse_byte_budget", "DITHER_LEVELS", "FRONT_END_COLORS", "FRONT_END_SPACE",
 ]
 
@@ -39,6 +39,8 @@ DITHER_LEVELS = (0.0, 0.5, 1.0)
 # others), so both are tried and the better kept.
 SEARCH_SPACES = ("mixed", "oklab")
 DEFAULT_MAX_PIXELS = 100_000_000
+# Frames of one animation: each costs a canvas of memory (a 5-minute GIF at 10 fps has 3000).
+DEFAULT_MAX_FRAMES = 1000
 MAX_SEED = 2**32 - 1
 FORMATS = ("png", "gif", "webp", "jpeg")
 COLOR_SPACES = ("mixed", "rgb", "oklab")
@@ -215,7 +217,12 @@ class Settings:
     fallback : with a target, accept ``n_colors`` colours when the target is missed but this
         is met (the lower end of pngquant's ``--quality MIN-MAX``)
     max_pixels : refuse larger images, judged from the header before decoding
-    format : output format ("png", "gif", "webp", "jpeg")
+    format : output format ("png", "gif", "webp", "jpeg"); an animation is written as APNG,
+        GIF or animated WebP (never JPEG)
+    keep_animation_format : write an animation in its own kind of file (GIF as GIF, APNG as
+        APNG, WebP as WebP) rather than ``format``: what the command line does when no format
+        is asked for
+    max_frames : refuse animations with more frames, judged from the header before decoding
     skip_if_larger : refuse to write an output that is not smaller than its input
     metrics : figures to compute beyond those every record has (MSE, PSNR); a target's
         figure is always among them
@@ -239,6 +246,8 @@ class Settings:
     skip_if_larger: bool = False
     metrics: tuple = field(default=())
     max_size: ByteBudget | None = None
+    keep_animation_format: bool = False
+    max_frames: int = DEFAULT_MAX_FRAMES
 
     def __post_init__(self):
         from .methods import get_method
@@ -286,6 +295,10 @@ class Settings:
                 f"min_colors ({self.min_colors}) must not exceed n_colors ({self.n_colors})")
         settle("max_pixels", _check_int(self.max_pixels, "max_pixels", 1, None))
         settle("format", _check_choice(self.format, "format", FORMATS))
+        settle("max_frames", _check_int(self.max_frames, "max_frames", 1, None))
+        if not isinstance(self.keep_animation_format, bool):
+            raise InvalidParameterError(
+                f"keep_animation_format must be True or False; got {self.keep_animation_format!r}")
         if self.target is not None and self.format == "jpeg":
             raise InvalidParameterError(
                 "quality targets need a lossless output format (png, webp or gif), not jpeg, "
@@ -306,7 +319,8 @@ class Settings:
     def from_keywords(
         cls, *, n_colors=None, method="kmeans", speed=DEFAULT_SPEED, random_state=0, color_space=None, dither=None,
         min_colors=MIN_COLORS, quality=None, max_pixels=DEFAULT_MAX_PIXELS, format="png",  # noqa: A002
-        skip_if_larger=False, metrics=(), max_size=None, **others,
+        skip_if_larger=False, metrics=(), max_size=None, keep_animation_format=False,
+        max_frames=DEFAULT_MAX_FRAMES, **others,
     ) -> "Settings":
         """Settings from flat keyword arguments, as :func:`colorquant.quantize` takes them:
         ``target_<metric>=value`` for a quality target (at most one), ``quality=(min, max)``
@@ -335,7 +349,15 @@ class Settings:
             speed=speed, random_state=random_state, color_space=color_space, dither=dither, target=target,
             fallback=fallback, min_colors=min_colors, max_pixels=max_pixels, format=format,
             skip_if_larger=skip_if_larger, metrics=metrics, max_size=max_size,
+            keep_animation_format=keep_animation_format, max_frames=max_frames,
         )
+
+    def format_for(self, animation) -> str:
+        """The output format of an input: ``format``, or for an animation (an
+        :class:`~colorquant.animation.Animation`) its own kind with ``keep_animation_format``."""
+        if animation is not None and self.keep_animation_format:
+            return animation.source_format
+        return self.format
 
     @property
     def method_spec(self):
@@ -409,4 +431,5 @@ class Settings:
             "min_colors": self.min_colors if self.target is not None or self.max_size is not None else None,
             "max_pixels": self.max_pixels, "format": self.format,
             "skip_if_larger": self.skip_if_larger,
+            "keep_animation_format": self.keep_animation_format, "max_frames": self.max_frames,
         }

@@ -119,15 +119,16 @@ def compress(args) -> ExitStatus:
 
 
 def _output_format(args, writes_stdout: bool) -> str:
-    """--format, else the format --output's suffix names (a known one), else png."""
+    """--format, else the format --output's suffix names (a known one), else None: png for a
+    still image, and an animation's own kind (GIF, APNG, WebP) for an animation."""
     if args.output and not writes_stdout:
         suffix = Path(args.output).suffix.lower()
         named = _FORMAT_OF_SUFFIX.get(suffix)
         if args.format and named and named != args.format:
             raise UsageError(f"--output {args.output} ends in {suffix} but --format is {args.format}; "
                              "make them agree")
-        return args.format or named or "png"
-    return args.format or "png"
+        return args.format or named
+    return args.format
 
 
 def _refuse_shared_outputs(inputs, output_dir, settings, output) -> None:
@@ -200,7 +201,7 @@ def _compress_stdio(args, settings, *, reads_stdin: bool, writes_stdout: bool) -
             outcome = outcome.with_changes(output=STDIO)
         elif compressed is not None:
             output = output or folder / default_output_name(
-                "stdin", settings.method, compressed.result.n_colors_requested, settings.format)
+                "stdin", settings.method, compressed.result.n_colors_requested, compressed.result.settings.format)
             write_atomic(compressed.encoded, output, overwrite=args.force, protect=protect)
             outcome = outcome.with_changes(output=str(output))
     finally:
@@ -398,7 +399,9 @@ def compare(args) -> ExitStatus:
     n_colors = args.colors or 16
     output = Path(args.output) if args.output else source.with_name(f"{source.stem}-compare-k{n_colors}.png")
     settings_from_args(args)  # every option checked before the file is read
-    loaded = read_image(source, max_pixels=args.max_pixels)
+    loaded = read_image(source, max_pixels=args.max_pixels, frames="first")
+    for note in loaded.warnings:  # the first frame of an animation, a broken profile
+        warn(note)
     check_destination(output, overwrite=args.force, protect=(source,))
     rows = _every_method(loaded, args)
     figure = comparison_figure(loaded.pixels, rows, zoom=args.zoom)
@@ -461,7 +464,9 @@ def curve(args) -> ExitStatus:
     settings = settings_from_args(args)
     source = Path(args.input)
     output = Path(args.output) if args.output else source.with_name(f"{source.stem}-curve.png")
-    loaded = read_image(source, max_pixels=args.max_pixels)
+    loaded = read_image(source, max_pixels=args.max_pixels, frames="first")
+    for note in loaded.warnings:  # the first frame of an animation, a broken profile
+        warn(note)
     check_destination(output, overwrite=args.force, protect=(source,))
     from ..errors import InvalidParameterError
 

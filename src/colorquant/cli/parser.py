@@ -12,7 +12,7 @@ import re
 
 from ..effort import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..errors import InvalidParameterError
-from ..settings import DEFAULT_MAX_PIXELS, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS, COLOR_SPACES
+from ..settings import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, FORMATS, MAX_COLORS, MAX_SEED, MIN_COLORS, COLOR_SPACES
 from .argtypes import Parser, UsageError, byte_budget, dither_level, int_in, metric_names, number, quality_range
 
 __all__ = ["build_parser", "settings_from_args", "method_options_from_args"]
@@ -34,7 +34,10 @@ def _add_common(parser, *, colors_help: str) -> None:
                         help="random seed; the same seed gives the same bytes (default 0)")
     parser.add_argument("--max-pixels", type=int_in(1, None, "--max-pixels"),
                         default=DEFAULT_MAX_PIXELS, metavar="N",
-                        help="refuse images with more pixels, judged from the header (default 100M)")
+                        help="refuse images with more pixels (every frame of an animation counts), judged "
+                             "from the header (default 100M)")
+    parser.add_argument("--max-frames", type=int_in(1, None, "--max-frames"), default=DEFAULT_MAX_FRAMES, metavar="N",
+                        help="refuse animations with more frames, judged from the header (default 1000)")
     for flag, (option, _) in options_for_flag().items():
         parser.add_argument(flag, dest=f"option_{option.name}", choices=option.choices,
                             default=None, help=option.help)
@@ -147,7 +150,9 @@ def settings_from_args(args, *, method: str | None = None, metrics=(), default_c
             n_colors=n_colors, method=method, random_state=args.seed, color_space=color_space,
             dither=args.dither, min_colors=getattr(args, "min_colors", None) or MIN_COLORS,
             quality=getattr(args, "quality", None), max_pixels=args.max_pixels,
-            format=getattr(args, "format", None) or "png", skip_if_larger=getattr(args, "skip_if_larger", False),
+            format=getattr(args, "format", None) or "png",
+            keep_animation_format=getattr(args, "format", None) is None,
+            max_frames=getattr(args, "max_frames", DEFAULT_MAX_FRAMES), skip_if_larger=getattr(args, "skip_if_larger", False),
             metrics=tuple(metrics) + tuple(getattr(args, "metrics", ())), speed=args.speed, max_size=max_size,
             **keywords, **options)
     except InvalidParameterError as error:  # say it in the command line's own words

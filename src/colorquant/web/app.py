@@ -235,7 +235,8 @@ def _record(loaded, filename: str | None, settings, read_seconds: float) -> dict
     compressed = compress_image(loaded, settings)
     # the CLI's name: the colour count asked for (or found by a target), not the count left
     # once equal entries merged (a 2-colour image at -k 16 is still ...-k16.png)
-    name = download_name(filename, settings.method, compressed.result.n_colors_requested, settings.format)
+    name = download_name(filename, settings.method, compressed.result.n_colors_requested,
+                         compressed.result.settings.format)
     outcome = outcome_of(filename or "image", compressed, output=name,
                          seconds=time.perf_counter() - started)
     record = outcome.as_json()

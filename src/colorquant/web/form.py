@@ -144,6 +144,7 @@ def _settings(fields: dict, method: str, max_pixels: int, *, strict: bool):
             color_space=color_space, dither=fields.get("dither"),
             min_colors=fields.get("min_colors", MIN_COLORS), quality=fields.get("quality"),
             max_pixels=max_pixels, format=fields.get("format", "png"), max_size=fields.get("max_size"),
+            keep_animation_format="format" not in fields,  # an animated GIF comes back a GIF
             **targets, **options)
     except InvalidParameterError as error:
         message = re.sub(r"\bn_colors\b", "colors", str(error))
