@@ -338,3 +338,30 @@ def test_a_truncated_webp_animation_is_refused(run_cli, tmp_path, clip):
     before = files_in(tmp_path)
     assert_one_line_error(run_cli("compress", path), 3, str(path))
     assert files_in(tmp_path) == before
+
+
+@pytest.mark.parametrize("ground", ["transparent", "opaque"])
+def test_a_sticker_with_transparency_round_trips_in_every_format(ground):
+    # a still opaque badge, a square moving over a transparent background (pixels turn
+    # transparent where it leaves) or over an opaque one (unchanged pixels may be written
+    # see-through): each frame must come back as it was quantized
+    frames = []
+    for index in range(6):
+        frame = np.zeros((24, 32, 4), np.uint8)
+        if ground == "opaque":
+            frame[9:, :] = (128, 128, 128, 255)
+        frame[2:8, 2:10] = (200, 30, 30, 255)
+        frame[10 + index:16 + index, 4 * index:4 * index + 6] = (20, 40, 220, 255)
+        frame[20:22, 20:30] = (10, 200, 10, 128 if index % 2 else 255)  # partly transparent, blinking
+        frame[0, 31] = 0  # a transparent pixel that stays
+        frames.append(frame)
+    buffer = io.BytesIO()
+    save_animation(frames, buffer, format="PNG", durations=[50] * 6)
+    result = quantize(buffer.getvalue(), n_colors=8)
+    for format_name in ("gif", "png", "webp"):
+        back = read_image(result.encode(format_name))
+        written = result.frames()
+        if format_name == "gif":
+            written = [np.where(frame[..., 3:] < 128, 0, np.concatenate([frame[..., :3], np.full_like(frame[..., :1], 255)],
+                                                                        axis=-1)) for frame in written]
+        assert timeline(frames_of(back), back.animation.durations) == timeline(written, [50] * 6), format_name

@@ -376,37 +376,37 @@ def _changed_box(changed: np.ndarray) -> tuple[int, int, int, int] | None:
 
 @dataclass
 class _Delta:
-    """What one frame writes: a rectangle of labels at an offset."""
+    """What one frame writes: a rectangle of its labels, and what is known of it."""
 
     box: tuple[int, int, int, int]  # top, bottom, left, right
-    choices: list  # candidate label blocks for the rectangle (plain, then with unchanged see-through)
-    replaces: bool  # the rectangle must replace what is under it (transparent pixels included)
+    block: np.ndarray  # the frame's labels in the box
+    changed: np.ndarray | None  # which of them changed since the frame before (None: write all)
+    clears: bool = False  # a pixel turns transparent: what is under it must go
+    blends: bool = False  # a pixel is partly transparent: drawn over the canvas it would blend
+
+    def see_through(self, index: int | None) -> np.ndarray | None:
+        """The block with its unchanged pixels as ``index`` (an entry that draws nothing), or
+        None where that cannot be written so."""
+        if index is None or self.changed is None or self.clears or self.blends:
+            return None
+        return np.where(self.changed, self.block, np.uint8(index))
 
 
-def _deltas(frames: list[np.ndarray], see_through: int | None, transparent: np.ndarray,
-            translucent: np.ndarray | None = None) -> list[_Delta]:
-    """Per frame, the rectangle that changed since the previous frame and the ways to write
-    it. ``see_through`` is a palette index that draws nothing (None if there is none);
-    ``transparent`` marks the palette entries that are fully transparent in the image itself,
-    ``translucent`` those partly so (drawn over the canvas they would blend with it, so a
-    rectangle holding one is written to replace the canvas)."""
+def _deltas(frames: list[np.ndarray], transparent: np.ndarray, translucent: np.ndarray) -> list[_Delta]:
+    """Per frame, the rectangle that changed since the frame before. ``transparent`` and
+    ``translucent`` mark the palette entries that are fully and partly transparent."""
     height, width = frames[0].shape
-    deltas = [_Delta((0, height, 0, width), [frames[0]], True)]
+    deltas = [_Delta((0, height, 0, width), frames[0], None)]
     for before, frame in zip(frames, frames[1:]):
         changed = frame != before
         box = _changed_box(changed)
         if box is None:  # identical: one pixel keeps the frame (and its duration) in the file
-            deltas.append(_Delta((0, 1, 0, 1), [frame[:1, :1]], False))
+            deltas.append(_Delta((0, 1, 0, 1), frame[:1, :1], None))
             continue
         top, bottom, left, right = box
         block = frame[top:bottom, left:right]
-        # a pixel that turns transparent must be written over what was there
         clears = bool((transparent[block] & ~transparent[before[top:bottom, left:right]]).any())
-        blends = translucent is not None and bool(translucent[block].any())
-        choices = [block]
-        if see_through is not None and not clears and not blends:
-            choices.append(np.where(changed[top:bottom, left:right], block, np.uint8(see_through)))
-        deltas.append(_Delta(box, choices, clears))
+        deltas.append(_Delta(box, block, changed[top:bottom, left:right], clears, bool(translucent[block].any())))
     return deltas
 
 
@@ -414,25 +414,25 @@ def _encode_gif(frames: list[np.ndarray], palette: np.ndarray, animation: Animat
     """A GIF with one global colour table. A frame after the first is the rectangle that
     changed; inside it, the pixels that did not change may be written as a transparent index
     when that codes smaller: any index the rectangle does not use serves (as gifsicle picks
-    one), so a full 256-colour table needs no spare entry."""
+    one), else a spare entry past the palette."""
     from .encoding import gif_palette
 
     palette, frames = gif_palette(palette, frames)
     transparent = np.zeros(256, dtype=bool)
-    has_alpha = palette.shape[1] == 4 and bool((palette[:, 3] == 0).any())
-    image_see_through = int(np.flatnonzero(palette[:, 3] == 0)[0]) if has_alpha else None
-    if has_alpha:
-        transparent[image_see_through] = True
+    if palette.shape[1] == 4:
+        transparent[:len(palette)] = palette[:, 3] == 0
+    has_alpha = bool(transparent.any())
+    image_see_through = int(np.flatnonzero(transparent)[0]) if has_alpha else None
     height, width = frames[0].shape
-    deltas = _deltas(frames, 0 if not has_alpha else image_see_through, transparent)
-    # GIF cannot write a transparent pixel over a visible one: the frame before such a frame
+    deltas = _deltas(frames, transparent, np.zeros(256, dtype=bool))
+    # GIF cannot draw a transparent pixel over a visible one: the frame before such a frame
     # is written whole and cleared after it shows (disposal 2), and the frame is written whole
     clear_after = [False] * len(frames)
     for index, delta in enumerate(deltas[1:], start=1):
-        if delta.replaces:
+        if delta.clears:
             clear_after[index - 1] = True
-            deltas[index] = _Delta((0, height, 0, width), [frames[index]], True)
-            deltas[index - 1] = _Delta((0, height, 0, width), [frames[index - 1]], True)
+            deltas[index] = _Delta((0, height, 0, width), frames[index], None)
+            deltas[index - 1] = _Delta((0, height, 0, width), frames[index - 1], None)
     # a spare entry past the palette, for frames whose rectangle uses every entry; it widens
     # the table (64 colours: 128 entries, 192 bytes) but only those frames' codes
     spare = len(palette) if len(palette) < 256 and not has_alpha else None
@@ -447,30 +447,19 @@ def _encode_gif(frames: list[np.ndarray], palette: np.ndarray, animation: Animat
     for index, delta in enumerate(deltas):
         top, bottom, left, right = delta.box
         see_through = image_see_through
-        blocks = [delta.choices[0]]
-        if len(delta.choices) > 1:
-            changed = delta.choices[1] != delta.choices[0] if has_alpha else _changed_in(frames, index, delta.box)
-            if not has_alpha:
-                see_through = _unused_index(delta.choices[0][changed], len(palette))
-                see_through = spare if see_through is None else see_through
-            if see_through is not None:
-                blocks.append(np.where(changed, delta.choices[0], np.uint8(see_through)))
-        codes = [_lzw(block) for block in blocks]
-        best = min(range(len(codes)), key=lambda choice: len(codes[choice]))
-        uses_see_through = has_alpha or best == 1
+        if not has_alpha and delta.changed is not None:
+            see_through = _unused_index(delta.block[delta.changed], len(palette))
+            see_through = spare if see_through is None else see_through
+        candidates = [(delta.block, has_alpha), (delta.see_through(see_through), True)]
+        coded = [(_lzw(block), flagged) for block, flagged in candidates if block is not None]
+        data, uses_see_through = min(coded, key=lambda pair: len(pair[0]))
         delay = min(65535, int(round(animation.durations[index] / 10)))
-        disposal = 2 if clear_after[index] else 1
-        flags = (disposal << 2) | int(uses_see_through)
+        flags = ((2 if clear_after[index] else 1) << 2) | int(uses_see_through)
         parts.append(b"!\xf9\x04" + struct.pack("<BHB", flags, delay, see_through if uses_see_through else 0) + b"\0")
         parts.append(b"," + struct.pack("<HHHHB", left, top, right - left, bottom - top, 0))
-        parts.append(codes[best])
+        parts.append(data)
     parts.append(b";")
     return b"".join(parts)
-
-
-def _changed_in(frames: list[np.ndarray], index: int, box) -> np.ndarray:
-    top, bottom, left, right = box
-    return frames[index][top:bottom, left:right] != frames[index - 1][top:bottom, left:right]
 
 
 def _unused_index(drawn: np.ndarray, table_size: int) -> int | None:
@@ -522,24 +511,25 @@ def _encode_apng(frames: list[np.ndarray], palette: np.ndarray, animation: Anima
     translucent = np.zeros(256, dtype=bool)
     if palette.shape[1] == 4:
         translucent[:len(palette)] = (palette[:, 3] > 0) & (palette[:, 3] < 255)
-    deltas = _deltas(frames, see_through, transparent, translucent)
+    deltas = _deltas(frames, transparent, translucent)
     height, width = frames[0].shape
     chunks = [_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 3, 0, 0, 0)),
               _png_chunk(b"acTL", struct.pack(">II", len(frames), animation.plays)),
               _png_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3]).tobytes())]
     if palette.shape[1] == 4 and (palette[:, 3] < 255).any():
-        translucent = int(np.flatnonzero(palette[:, 3] < 255)[-1]) + 1
-        chunks.append(_png_chunk(b"tRNS", palette[:translucent, 3].tobytes()))
+        translucent_entries = int(np.flatnonzero(palette[:, 3] < 255)[-1]) + 1
+        chunks.append(_png_chunk(b"tRNS", palette[:translucent_entries, 3].tobytes()))
     sequence = 0
     for index, delta in enumerate(deltas):
         top, bottom, left, right = delta.box
-        # judged by a fast deflate; the kept one is compressed at the written level
-        quick = [len(deflate.zlib_compress(_scanlines(block, depth), 1)) for block in delta.choices]
-        best = min(range(len(quick)), key=quick.__getitem__)
-        data = deflate.zlib_compress(_scanlines(delta.choices[best], depth), deflate_level)
+        # blend_op source writes the rectangle as it is; over lets see-through pixels show the
+        # canvas. Judged by a fast deflate; the kept one is compressed at the written level.
+        candidates = [(block, blend) for block, blend in ((delta.block, 0), (delta.see_through(see_through), 1))
+                      if block is not None]
+        block, blend = min(candidates, key=lambda pair: len(deflate.zlib_compress(_scanlines(pair[0], depth), 1)))
+        data = deflate.zlib_compress(_scanlines(block, depth), deflate_level)
         delay = animation.durations[index]
         numerator, denominator = (delay, 1000) if delay <= 65535 else (min(65535, round(delay / 10)), 100)
-        blend = 1 if best == 1 else 0  # APNG_BLEND_OP_OVER / SOURCE
         chunks.append(_png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", sequence, right - left, bottom - top, left, top,
                                                       numerator, denominator, 0, blend)))
         sequence += 1
