@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -419,3 +420,26 @@ def test_an_endpoint_that_dies_stops_the_run_and_its_failures_are_retried(s3_env
     finally:
         process.kill()
         process.wait()
+
+
+def test_an_animation_in_a_bucket_keeps_every_frame(s3, s3_env, s3_endpoint, tmp_path, coffee, astronaut):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from animation_set import sprite_frames
+
+    from colorquant.imageio import read_image
+
+    name = "clips-" + uuid.uuid4().hex[:10]
+    s3.mkdir(name)
+    frames = [Image.fromarray(frame) for frame in sprite_frames(astronaut, coffee, n_frames=5, size=(64, 48))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=90, loop=0)
+    s3.pipe_file(f"{name}/in/clip.gif", buffer.getvalue())
+    one = run("compress", f"s3://{name}/in/clip.gif", "-k", "16", "-o", f"s3://{name}/one/",
+              *endpoint_option(s3_endpoint), env=s3_env)
+    assert one.returncode == 0, one.stderr
+    written = read_image(s3.cat_file(f"{name}/one/clip-kmeans-k16.gif"))
+    assert written.animation.n_frames == 5 and written.animation.durations == (90,) * 5
+    batch = run("batch", f"s3://{name}/in", "-o", f"s3://{name}/all", "-k", "16", *endpoint_option(s3_endpoint),
+                env=s3_env)
+    assert batch.returncode == 0, batch.stderr
+    assert read_image(s3.cat_file(f"{name}/all/clip-kmeans-k16.gif")).animation.n_frames == 5

@@ -32,15 +32,15 @@ from .errors import ImageReadError, ImageTooLargeError
 from .settings import DEFAULT_MAX_FRAMES
 
 # How much farther (sRGB levels, Euclidean) a pixel's previous entry may be from its colour
-# than its own entry, for it to keep the previous one (see stable_labels), and how much of a
-# frame's changes that must spare for the frame to keep entries at all. Measured on GIF clips
-# made by Pillow (a palette per frame, so still areas flicker by a few levels): at 12 and 0.5
-# the 64-colour GIFs of moving-sprite clips were 1.7x smaller (most frames became small
-# rectangles) for SSIMULACRA2 within 0.6. Applied only to sources whose frames have palettes
-# of their own: on full-colour pans it cost up to 5 SSIMULACRA2 points (entries lag behind
-# content that moves slowly) and saved no bytes.
+# than its own entry, for it to keep the previous one (see stable_labels): 1.5 times the fit's
+# RMS error, at most 12 levels. Measured on GIF clips made by Pillow (a palette per frame, so
+# still areas flicker by a few levels), against each pixel taking its own entry: the GIFs of
+# moving-sprite clips 1.2-2.5x smaller at 64 and 256 colours (most frames became small
+# rectangles) for SSIMULACRA2 within 0.7; a flat 12 levels saved more at 256 colours but cost
+# a pan 7 points. Applied only to frames with palettes of their own: on full-colour pans it
+# cost up to 20 points (entries lag behind content that moves slowly) and saved no bytes.
+STABLE_RMS_SHARE = 1.5
 STABLE_TOLERANCE = 12.0
-_KEEP_IF_CHANGES_FALL_TO = 0.5
 
 __all__ = ["Animation", "DEFAULT_MAX_FRAMES", "read_frames", "gif_frame_count", "frames_of",
            "steady_labels", "encode_animation", "ANIMATED_FORMATS"]
@@ -102,9 +102,9 @@ def stable_labels(labels: np.ndarray, pixels: np.ndarray, palette: np.ndarray, a
 
     A source whose still areas flicker by a few levels from frame to frame (a GIF whose every
     frame has its own palette, video noise) would otherwise change entries all over them:
-    every frame rewrites those areas, and the eye sees them shimmer. A frame keeps entries
-    only where that spares most of its changes (see ``_KEEP_IF_CHANGES_FALL_TO``): in a frame
-    whose content moves, kept entries would lag behind it, costing looks and bytes."""
+    every frame rewrites those areas, and the eye sees them shimmer. A kept entry costs at most
+    ``tolerance`` levels of error on that pixel. Where content moves, kept entries lag behind
+    it: the pipeline applies this only to frames with palettes of their own."""
     if tolerance <= 0 or animation.n_frames < 2:
         return labels
     labels = labels.copy()
@@ -121,8 +121,7 @@ def stable_labels(labels: np.ndarray, pixels: np.ndarray, palette: np.ndarray, a
         kept_error = np.sqrt(_squared_distance(source, colours[before[moved]]))
         own_error = np.sqrt(_squared_distance(source, colours[here[moved]]))
         keep = moved[kept_error <= own_error + np.float32(tolerance)]
-        if len(moved) - len(keep) <= _KEEP_IF_CHANGES_FALL_TO * np.count_nonzero(here != before):
-            here[keep] = before[keep]
+        here[keep] = before[keep]
     return labels
 
 

@@ -201,7 +201,7 @@ def label_image(prepared: PreparedImage, quantization: Quantization, dither: flo
     close enough to its entry of the frame before keeps it (``animation.stable_labels``);
     ``_plain_only`` skips that."""
     if prepared.animation is not None and prepared.animation.n_frames > 1 and not _plain_only:
-        from .animation import STABLE_TOLERANCE, stable_labels
+        from .animation import STABLE_RMS_SHARE, STABLE_TOLERANCE, stable_labels
 
         if dither > 0 and len(quantization.palette) > 1:
             labels = _dither_frames(prepared, quantization, dither)
@@ -209,7 +209,9 @@ def label_image(prepared: PreparedImage, quantization: Quantization, dither: flo
             labels = label_image(prepared, quantization, _plain_only=True)
         if quantization.mse == 0 or not prepared.animation.own_palettes:  # nothing to trade, no flicker
             return labels
-        return stable_labels(labels, prepared.pixels, quantization.palette, prepared.animation, STABLE_TOLERANCE)
+        # within the fit's own typical error (RMS distance), and never over STABLE_TOLERANCE
+        tolerance = min(STABLE_TOLERANCE, STABLE_RMS_SHARE * float(np.sqrt(quantization.mse * prepared.n_channels)))
+        return stable_labels(labels, prepared.pixels, quantization.palette, prepared.animation, tolerance)
     if dither > 0 and len(quantization.palette) > 1:
         from .dither import floyd_steinberg
 
