@@ -376,3 +376,15 @@ def test_a_moving_sprite_round_trips_exactly(clip, format_name):
     result = quantize(buffer.getvalue(), n_colors=48)
     back = read_image(result.encode(format_name))
     assert timeline(frames_of(back), back.animation.durations) == timeline(result.frames(), [40] * 8)
+
+
+def test_a_gif_frame_far_larger_than_its_canvas_is_refused_before_decoding(run_cli, tmp_path):
+    data = bytearray(one_frame_gif_blocks(2, 4, 4))
+    second = data.index(b"!\xf9", data.index(b"!\xf9") + 1)
+    descriptor = data.index(b",", second)
+    data[descriptor + 5:descriptor + 9] = struct.pack("<HH", 60000, 60000)  # the second frame claims 3.6 G pixels
+    path = tmp_path / "huge-frame.gif"
+    path.write_bytes(bytes(data))
+    before = files_in(tmp_path)
+    assert_one_line_error(run_cli("compress", path, "--max-pixels", "1000000"), 3, "60000x60000", "over the limit")
+    assert files_in(tmp_path) == before

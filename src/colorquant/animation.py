@@ -262,6 +262,10 @@ class _GifParser:
                     return
                 self._broken(f"unknown block 0x{kind:02x}")
             left, top, width, height, flags = struct.unpack("<HHHHB", self._take(9))
+            if width * height > max_pixels:  # decoded whole before it is cut to the canvas
+                raise ImageTooLargeError(
+                    f"{self.name}: frame {len(self.frames) + 1} is {width}x{height}, {width * height:,} pixels, "
+                    f"over the limit of {max_pixels:,}", remedy="max_pixels")
             table = self._color_table(flags)
             code_size = self._take(1)[0]
             if not 1 <= code_size <= 11:

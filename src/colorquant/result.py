@@ -150,8 +150,11 @@ class QuantizedImage:
 
                 palette, _ = gif_palette(palette, [])
             output = ImagePair(self.original, labels=self.labels, palette=palette)
-            frame_values = _frame_figures(self.original, self.labels, palette, self.animation,
-                                          metric_names(self.settings.metrics if metrics is None else metrics))
+            frame_values, frame_errors = _frame_figures(
+                self.original, self.labels, palette, self.animation,
+                metric_names(self.settings.metrics if metrics is None else metrics))
+            # frames are of one size: the whole's MSE is their mean, not summed a second time
+            output.__dict__["mse"] = float(np.mean(frame_errors))
         elif format in _EXACT_FORMATS:
             output = ImagePair(self.original, labels=self.labels, palette=self.palette)
         else:
@@ -169,8 +172,9 @@ class QuantizedImage:
         )
 
 
-def _frame_figures(original, labels, palette, animation, names) -> dict:
-    """The mean and the worst frame's value of every figure measured on each frame alone."""
+def _frame_figures(original, labels, palette, animation, names) -> tuple[dict, list[float]]:
+    """The mean and the worst frame's value of every figure measured on each frame alone,
+    and each frame's MSE."""
     from .animation import frames_of
     from .metrics import METRICS, ImagePair
 
@@ -179,13 +183,10 @@ def _frame_figures(original, labels, palette, animation, names) -> dict:
     mean, worst = {}, {}
     for name in per_frame[0]:
         values = [figures[name] for figures in per_frame if figures.get(name) is not None]
-        if not values:
-            continue
-        finite = [value for value in values if np.isfinite(value)]
-        mean[name] = float(np.mean(finite)) if len(finite) == len(values) else (
-            float("inf") if not finite else float(np.mean(finite)))
-        worst[name] = min(values) if METRICS[name].higher_is_better else max(values)
-    return {"count": animation.n_frames, "mean": mean, "worst": worst}
+        if values:
+            mean[name] = float(np.mean(values))  # inf when any frame is lossless in PSNR
+            worst[name] = min(values) if METRICS[name].higher_is_better else max(values)
+    return {"count": animation.n_frames, "mean": mean, "worst": worst}, [figures["mse"] for figures in per_frame]
 
 
 def encode_output(labels: np.ndarray, palette: np.ndarray, speed: int, format: str,  # noqa: A002
