@@ -439,7 +439,7 @@ def test_an_animation_in_a_bucket_keeps_every_frame(s3, s3_env, s3_endpoint, tmp
     assert one.returncode == 0, one.stderr
     written = read_image(s3.cat_file(f"{name}/one/clip-kmeans-k16.gif"))
     assert written.animation.n_frames == 5 and written.animation.durations == (90,) * 5
-    batch = run("batch", f"s3://{name}/in", "-o", f"s3://{name}/all", "-k", "16", *endpoint_option(s3_endpoint),
-                env=s3_env)
+    batch = run("batch", f"s3://{name}/in", "-o", f"s3://{name}/all", "-k", "16", "--manifest", tmp_path / "m.sqlite",
+                *endpoint_option(s3_endpoint), env=s3_env)
     assert batch.returncode == 0, batch.stderr
     assert read_image(s3.cat_file(f"{name}/all/clip-kmeans-k16.gif")).animation.n_frames == 5
