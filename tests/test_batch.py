@@ -698,3 +698,20 @@ def test_a_folder_that_cannot_be_read_is_reported_and_the_rest_done(run_cli, tmp
         assert "trip/: cannot read this folder (Permission denied)" in result.err
     else:  # not read without --recursive, so nothing to report
         assert result.status == 0, result
+
+
+def test_an_input_that_comes_back_after_its_output_was_deleted_is_done_again(run_cli, tmp_path, coffee):
+    # found by test_batch_state: the input moved away, its output deleted by hand (the row
+    # then owns no output), the input put back unchanged: the next run crashed (exit 1)
+    source, output = tmp_path / "in", tmp_path / "out"
+    (source / "sub").mkdir(parents=True)
+    Image.fromarray(coffee[:40, :60].copy()).save(source / "sub" / "c.png")
+    argv = ["batch", source, "-o", output, "--recursive", "-k", "8", "--jobs", "1", "-q"]
+    assert run_cli(*argv).status == 0
+    (source / "sub" / "c.png").rename(source / "a.png")
+    (output / "sub" / "c-kmeans-k8.png").unlink()
+    assert run_cli(*argv).status == 0
+    Image.fromarray(coffee[:40, :60].copy()).save(source / "sub" / "c.png")
+    result = run_cli(*argv)
+    assert result.status == 0, result
+    assert (output / "sub" / "c-kmeans-k8.png").exists() and (output / "a-kmeans-k8.png").exists()

@@ -441,6 +441,8 @@ def _owned_output_state(stored, output_dir: Path, manifest: Manifest) -> str:
     """"ok" when the output a row owns still holds the bytes written (its size and mtime say
     so, else its hash), "missing", or "changed"."""
     outcome = stored.outcome
+    if outcome.output is None:  # released: its input was gone and its output deleted
+        return "missing"
     output = output_dir / outcome.output
     try:
         written = os.lstat(output)
