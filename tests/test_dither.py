@@ -4,6 +4,7 @@ candidate grid that narrows its search."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,36 @@ def test_dither_a_hand_worked_row():
     row = np.full((1, 4, 3), 100, np.uint8)
     palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
     assert floyd_steinberg(row, palette, 1.0, color_space="rgb").tolist() == [[0, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab", "mixed"])
+def test_the_compiled_kernel_computes_the_features_of_the_colour_space(space):
+    from colorquant import _diffuse
+    from colorquant.colorspace import lightness_range, to_features
+    from colorquant.dither import _SPACE_CODES, _oklab_constants
+
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, (5000, 3), dtype=np.uint8)
+    expected = to_features(pixels, space) * (255.0 / lightness_range(space))
+    got = _diffuse.features(pixels, _SPACE_CODES[space], *_oklab_constants())
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-4)
+
+
+def test_dithering_compiles_and_writes_nothing_at_run_time(tmp_path):
+    # the kernel is a compiled extension built by the install: a run neither compiles (numba
+    # did, 2.3 s on the first run after an install) nor leaves a cache file in the package
+    import subprocess
+    import sys
+
+    import colorquant
+
+    package = Path(colorquant.__file__).parent
+    before = sorted(p.relative_to(package) for p in package.rglob("*") if "__pycache__" not in p.parts)
+    script = ("import sys; from skimage import data; from colorquant import quantize; "
+              "quantize(data.coffee()[:64, :64], n_colors=16, dither=1.0); "
+              "import colorquant._diffuse as kernel; print(kernel.__file__); print('numba' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    kernel_file, numba_loaded = done.stdout.split()
+    assert kernel_file.endswith(".so") and numba_loaded == "False"
+    after = sorted(p.relative_to(package) for p in package.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before

@@ -24,8 +24,9 @@ Three more of libimagequant's rules keep files small and colours true:
 - the carried colour may overshoot the 0-255 range by 10% only, and an error over 2.4 times
   the plain remap's mean squared error is passed on at 75%.
 
-The loop is sequential by nature, so it is compiled with numba (``_dither_kernel``, cached on
-disk after the first run). For big opaque images the
+The loop is sequential by nature, so it is compiled: a Cython kernel (``_diffuse.pyx``) that
+``pip install`` builds, so that no run compiles anything (numba did, 2.3 s on every first run
+after an install, and its cache missed in some installs). For big opaque images the
 search for the nearest entry is narrowed by a grid of 32^3 cells over the RGB cube (Heckbert's
 "locally sorted search"): each cell lists the only entries that can be nearest to a colour
 inside it, those whose distance to the cell is at most the smallest farthest-corner distance
@@ -77,7 +78,7 @@ def floyd_steinberg(pixels: np.ndarray, palette: np.ndarray, level: float = 1.0,
     """
     from .colorspace import lightness_range, to_features
 
-    from ._dither_kernel import diffuse
+    from ._diffuse import diffuse
 
     height, width, n_channels = pixels.shape
     if fixed is None:
@@ -105,8 +106,18 @@ def floyd_steinberg(pixels: np.ndarray, palette: np.ndarray, level: float = 1.0,
     start = np.zeros((height, width), dtype=np.uint8) if plain is None else np.ascontiguousarray(plain, np.uint8)
     neighbours, neighbour_distances = _neighbours(entries)
     return diffuse(np.ascontiguousarray(pixels), entries, _SPACE_CODES[color_space], low, high, levels,
-                   np.float32(response), np.ascontiguousarray(fixed), np.float32(_MIN_ERROR),
-                   np.float32(large_error), cell_starts, cell_entries, start, neighbours, neighbour_distances)
+                   np.float32(response), np.ascontiguousarray(fixed).view(np.uint8), np.float32(_MIN_ERROR),
+                   np.float32(large_error), cell_starts, cell_entries, start, neighbours, neighbour_distances,
+                   *_oklab_constants())
+
+
+def _oklab_constants():
+    """What the kernel needs to compute Oklab and mixed features: the two matrices as float32,
+    and the mixed space's weights scaled to the 0..255 range of sRGB levels."""
+    from .colorspace import _LMS_TO_OKLAB, _MIXED_OKLAB, _MIXED_RGB, _RGB_TO_LMS
+
+    return (_RGB_TO_LMS.astype(np.float32), _LMS_TO_OKLAB.astype(np.float32), np.float32(_MIXED_RGB * 255.0),
+            np.float32(_MIXED_OKLAB * 255.0))
 
 
 def _neighbours(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
