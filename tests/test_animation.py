@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from colorquant import quantize
@@ -388,3 +390,69 @@ def test_a_gif_frame_far_larger_than_its_canvas_is_refused_before_decoding(run_c
     before = files_in(tmp_path)
     assert_one_line_error(run_cli("compress", path, "--max-pixels", "1000000"), 3, "60000x60000", "over the limit")
     assert files_in(tmp_path) == before
+
+
+@st.composite
+def animations(draw):
+    """Small animations: a few frames that change in parts (a still area, a moving or
+    blinking block), opaque, with binary alpha or with partial alpha."""
+    height, width = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    n_frames = draw(st.integers(2, 5))
+    alpha = draw(st.sampled_from(["opaque", "binary", "partial"]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+    frames = []
+    for _ in range(n_frames):
+        frame = base.copy()
+        if draw(st.booleans()):  # a block changes
+            top, left = draw(st.integers(0, height - 1)), draw(st.integers(0, width - 1))
+            frame[top:top + draw(st.integers(1, height)), left:left + draw(st.integers(1, width))] = \
+                rng.integers(0, 256, 4, dtype=np.uint8)
+        if alpha == "opaque":
+            frame[..., 3] = 255
+        elif alpha == "binary":
+            frame[..., 3] = np.where(frame[..., 3] < 100, 0, 255)
+        frame[frame[..., 3] == 0] = 0
+        frames.append(frame)
+    durations = [draw(st.integers(1, 50)) * 10 for _ in range(n_frames)]
+    return frames, durations
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(animation=animations(), n_colors=st.integers(2, 256), dither=st.sampled_from([0.0, 1.0]))
+def test_any_small_animation_round_trips_through_every_format(animation, n_colors, dither):
+    frames, durations = animation
+    buffer = io.BytesIO()
+    images = [Image.fromarray(frame, "RGBA") for frame in frames]
+    images[0].save(buffer, "PNG", save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   disposal=1, blend=0)
+    loaded = read_image(buffer.getvalue())
+    if loaded.animation is None:  # Pillow merged frames that are all alike into one
+        return
+    result = quantize(loaded, n_colors=n_colors, dither=dither)
+    played = timeline(result.frames(), loaded.animation.durations)
+    for format_name in ("gif", "png", "webp"):
+        back = read_image(result.encode(format_name))
+        written = result.frames()
+        if format_name == "gif":
+            written = [np.where(frame[..., 3:] < 128, 0, np.concatenate([frame[..., :3], np.full_like(frame[..., :1], 255)],
+                                                                        axis=-1)) if frame.shape[-1] == 4 else frame
+                       for frame in written]
+            played = timeline(written, loaded.animation.durations)
+        else:
+            played = timeline(written, loaded.animation.durations)
+        got = [back.pixels] if back.animation is None else frames_of(back)
+        got_durations = [sum(loaded.animation.durations)] if back.animation is None else back.animation.durations
+        assert timeline(got, got_durations) == played, format_name
+
+
+def test_pixels_that_stay_transparent_stay_transparent_in_webp():
+    # libwebp leaves them out of every frame (the canvas shows them) and flagged the file
+    # opaque: they came back black (found by the property test above)
+    frames = [np.array([[[150, 29, 187, 255], [0, 0, 0, 0]]], np.uint8), np.array([[[250, 1, 182, 255], [0, 0, 0, 0]]], np.uint8)]
+    buffer = io.BytesIO()
+    images = [Image.fromarray(frame, "RGBA") for frame in frames]
+    images[0].save(buffer, "PNG", save_all=True, append_images=images[1:], duration=[30, 30], loop=0)
+    back = read_image(quantize(buffer.getvalue(), n_colors=3).encode("webp"))
+    assert rgba(back.pixels)[:, 1].tolist() == [[0, 0, 0, 0], [0, 0, 0, 0]]

@@ -252,3 +252,14 @@ def test_png_entries_are_written_in_order_of_use_with_the_translucent_first(orde
     counts = np.bincount(written.ravel(), minlength=40)[2:]
     if orders == "popularity":
         assert (np.diff(counts) <= 0).all()  # the opaque entries, most used first
+
+
+def test_a_palette_png_whose_last_alpha_is_10_keeps_it():
+    # Pillow matches tRNS against ^\xff*\x00\xff*$, and $ matches before a final b"\n" (10):
+    # it read alphas [0, 10] as "entry 0 transparent, entry 1 opaque"
+    from colorquant.encoding import encode_png
+    from colorquant.imageio import read_image
+
+    data = encode_png(np.array([[0, 1, 1]], np.uint8), np.array([[0, 0, 0, 0], [16, 92, 225, 10]], np.uint8),
+                      palette_orders="given")
+    assert read_image(data).pixels.tolist() == [[[0, 0, 0, 0], [16, 92, 225, 10], [16, 92, 225, 10]]]

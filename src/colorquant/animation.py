@@ -158,8 +158,11 @@ def read_frames(image, data: bytes, name: str, max_pixels: int, max_frames: int)
     check_frames(n_frames, image.size, name, max_pixels, max_frames)
     stacked = np.empty((n_frames * height, width, 4), dtype=np.uint8)
     durations = []
+    from .imageio import fix_palette_alpha
+
     for index in range(n_frames):
         image.seek(index + int(skip_default))
+        fix_palette_alpha(image, data)
         frame = image.convert("RGBA")
         stacked[index * height:(index + 1) * height] = np.asarray(frame)
         durations.append(int(round(float(image.info.get("duration") or 0))))
@@ -506,8 +509,8 @@ def _encode_apng(frames: list[np.ndarray], palette: np.ndarray, animation: Anima
     depth = next(d for d in (1, 2, 4, 8) if len(palette) <= 1 << d)
     if see_through is None and len(palette) < 256 and (depth == 8 or len(palette) < 1 << depth):
         # a spare entry that draws nothing, in front so that tRNS holds one byte
-        palette = np.vstack([np.zeros((1, 4), np.uint8),
-                             np.hstack([palette[:, :3], np.full((len(palette), 1), 255, np.uint8)])])
+        rgba = palette if palette.shape[1] == 4 else np.hstack([palette, np.full((len(palette), 1), 255, np.uint8)])
+        palette = np.vstack([np.zeros((1, 4), np.uint8), rgba])
         frames = [frame + np.uint8(1) for frame in frames]
         see_through = 0
         transparent[0] = True
@@ -555,4 +558,10 @@ def _encode_webp(frames: list[np.ndarray], palette: np.ndarray, animation: Anima
     images[0].save(out, "WEBP", save_all=True, append_images=images[1:], duration=list(animation.durations),
                    loop=animation.plays, lossless=True, quality=100, method=4, allow_mixed=False,
                    background=(0, 0, 0, 0))
-    return out.getvalue()
+    data = bytearray(out.getvalue())
+    if palette.shape[1] == 4 and (palette[:, 3] < 255).any() and data[12:16] == b"VP8X" and not data[20] & 0x10:
+        # libwebp leaves out of every frame the pixels that stay transparent (the canvas shows
+        # them), and then no frame has alpha and the file is flagged opaque: decoders show
+        # those pixels black. The canvas has transparency: say so (VP8X alpha flag).
+        data[20] |= 0x10
+    return bytes(data)

@@ -199,6 +199,7 @@ def _decode(data: bytes, name: str, max_pixels: int, *, path, n_bytes, max_frame
                                            format="PNG", warnings=tuple(notes))
                     del decoded
                 _guarded(image.load, name, max_pixels, "corrupt or truncated image")
+                fix_palette_alpha(image, data)
                 pixels, normalise_notes = _guarded(
                     lambda: _normalise(image, name), name, max_pixels, "cannot convert image")
                 if image.format == "PNG":
@@ -239,6 +240,18 @@ def _png_chunk_payload(data: bytes, kind: bytes) -> bytes | None:
             return None
         offset += 12 + length
     return None
+
+
+def fix_palette_alpha(image: Image.Image, data: bytes) -> None:
+    """Pillow reads a palette PNG's tRNS as "entry i is transparent, the others opaque" when
+    its bytes match ``^\xff*\x00\xff*$``, and ``$`` also matches before a final newline: an
+    alpha of 10 (b"\n") on the last entry, after a 0, is read as opaque. Here the alpha bytes
+    are put back as they are in the file."""
+    if image.format != "PNG" or image.mode != "P" or not isinstance(image.info.get("transparency"), int):
+        return
+    alphas = _png_chunk_payload(data, b"tRNS")
+    if alphas and not re.fullmatch(rb"\xff*\x00\xff*", alphas):
+        image.info["transparency"] = alphas
 
 
 def _png_colour_key_mask(data: bytes, image: Image.Image) -> np.ndarray | None:
