@@ -70,10 +70,6 @@ class Animation:
     source_format: str = "png"
     own_palettes: bool = False
 
-    def describe(self) -> str:
-        loop = "for ever" if self.plays == 0 else f"{self.plays} time{'s' * (self.plays != 1)}"
-        return f"{self.n_frames} frames, {sum(self.durations) / 1000:g} s, played {loop}"
-
 
 def frames_of(stacked: np.ndarray, animation: Animation) -> list[np.ndarray]:
     """The frames of a stacked image (views, not copies)."""
@@ -150,6 +146,8 @@ def read_frames(image, data: bytes, name: str, max_pixels: int, max_frames: int)
     """Every frame of an animated ``image`` (opened by Pillow from ``data``), composited, as
     one stacked (n*H, W, 3|4) uint8 array, and how they play. Limits are checked before any
     frame is decoded."""
+    from .imageio import fix_palette_alpha
+
     if image.format == "GIF":
         return _read_gif(data, name, max_pixels, max_frames)
     skip_default = bool(getattr(image, "default_image", False))  # an APNG's IDAT outside the animation
@@ -158,8 +156,6 @@ def read_frames(image, data: bytes, name: str, max_pixels: int, max_frames: int)
     check_frames(n_frames, image.size, name, max_pixels, max_frames)
     stacked = np.empty((n_frames * height, width, 4), dtype=np.uint8)
     durations = []
-    from .imageio import fix_palette_alpha
-
     for index in range(n_frames):
         image.seek(index + int(skip_default))
         fix_palette_alpha(image, data)

@@ -59,11 +59,6 @@ class LoadedImage:
     warnings: tuple[str, ...] = ()
     animation: "Animation | None" = None
 
-    @property
-    def frame_shape(self) -> tuple[int, int]:
-        """(height, width) of one frame (of the image, when it is not an animation)."""
-        height, width = self.pixels.shape[:2]
-        return (self.animation.height, width) if self.animation is not None else (height, width)
 
 
 def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None,
@@ -243,7 +238,7 @@ def _png_chunk_payload(data: bytes, kind: bytes) -> bytes | None:
 
 
 def fix_palette_alpha(image: Image.Image, data: bytes) -> None:
-    """Pillow reads a palette PNG's tRNS as "entry i is transparent, the others opaque" when
+    r"""Pillow reads a palette PNG's tRNS as "entry i is transparent, the others opaque" when
     its bytes match ``^\xff*\x00\xff*$``, and ``$`` also matches before a final newline: an
     alpha of 10 (b"\n") on the last entry, after a 0, is read as opaque. Here the alpha bytes
     are put back as they are in the file."""

@@ -106,9 +106,8 @@ class Outcome:
             record["frames"] = self.frames
             for statistic in ("mean", "worst"):
                 figures = self.frame_metrics.get(statistic, {})
-                record[f"frame_{statistic}"] = {name: _finite(figures.get(name), metric.digits)
-                                                for name, metric in METRICS.items() if figures.get(name) is not None
-                                                or name in figures}
+                record[f"frame_{statistic}"] = {name: _finite(figures[name], metric.digits)
+                                                for name, metric in METRICS.items() if name in figures}
         return record
 
     def stored(self) -> dict:

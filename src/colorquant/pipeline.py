@@ -100,19 +100,12 @@ def prepare(pixels: np.ndarray, color_space: str = "rgb", *, exact: bool = True,
     ``color_space``. Unless ``exact``, a big opaque image is fitted on a sample of its
     pixels (see ``SAMPLED_ABOVE_PIXELS``); errors from its histogram are then estimates.
     The frames of an ``animation`` come stacked in ``pixels``: one histogram of them all."""
-    prepared = _prepare(pixels, color_space, exact)
-    if animation is not None:
-        object.__setattr__(prepared, "animation", animation)
-    return prepared
-
-
-def _prepare(pixels: np.ndarray, color_space: str, exact: bool) -> PreparedImage:
     height, width, n_channels = pixels.shape
     flat = pixels.reshape(-1, n_channels)
     if not exact and n_channels == 3 and len(flat) > SAMPLED_ABOVE_PIXELS:
         return PreparedImage(histogram=color_histogram(pixel_sample(flat, SAMPLE_PIXELS), color_space),
                              visible=None, shape=(height, width), n_channels=3, pixels=pixels,
-                             sampled=True)
+                             sampled=True, animation=animation)
     visible = None
     if n_channels == 4:
         transparent = flat[:, 3] == 0
@@ -128,6 +121,7 @@ def _prepare(pixels: np.ndarray, color_space: str, exact: bool) -> PreparedImage
         shape=(height, width),
         n_channels=n_channels,
         pixels=pixels,
+        animation=animation,
     )
 
 
@@ -193,32 +187,35 @@ def _full_palette(prepared: PreparedImage, palette: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(palette, dtype=np.uint8)
 
 
-def label_image(prepared: PreparedImage, quantization: Quantization, dither: float = 0.0, *,
-                _plain_only: bool = False) -> np.ndarray:
+def label_image(prepared: PreparedImage, quantization: Quantization, dither: float = 0.0) -> np.ndarray:
     """(H, W) uint8 palette index of every pixel; with ``dither`` > 0, Floyd-Steinberg error
     diffusion of that strength instead of each colour's own entry. The frames of an
     animation are dithered one by one, and where its frames have palettes of their own a pixel
-    close enough to its entry of the frame before keeps it (``animation.stable_labels``);
-    ``_plain_only`` skips that."""
-    if prepared.animation is not None and prepared.animation.n_frames > 1 and not _plain_only:
-        from .animation import STABLE_RMS_SHARE, STABLE_TOLERANCE, stable_labels
+    close enough to its entry of the frame before keeps it (``animation.stable_labels``)."""
+    if prepared.animation is None or prepared.animation.n_frames < 2:
+        return _label_pixels(prepared, quantization, dither)
+    from .animation import STABLE_RMS_SHARE, STABLE_TOLERANCE, stable_labels
 
-        if dither > 0 and len(quantization.palette) > 1:
-            labels = _dither_frames(prepared, quantization, dither)
-        else:
-            labels = label_image(prepared, quantization, _plain_only=True)
-        if quantization.mse == 0 or not prepared.animation.own_palettes:  # nothing to trade, no flicker
-            return labels
-        # within the fit's own typical error (RMS distance), and never over STABLE_TOLERANCE
-        tolerance = min(STABLE_TOLERANCE, STABLE_RMS_SHARE * float(np.sqrt(quantization.mse * prepared.n_channels)))
-        return stable_labels(labels, prepared.pixels, quantization.palette, prepared.animation, tolerance)
+    if dither > 0 and len(quantization.palette) > 1:
+        labels = _dither_frames(prepared, quantization, dither)
+    else:
+        labels = _label_pixels(prepared, quantization)
+    if quantization.mse == 0 or not prepared.animation.own_palettes:  # nothing to trade, no flicker
+        return labels
+    # within the fit's own typical error (RMS distance), and never over STABLE_TOLERANCE
+    tolerance = min(STABLE_TOLERANCE, STABLE_RMS_SHARE * float(np.sqrt(quantization.mse * prepared.n_channels)))
+    return stable_labels(labels, prepared.pixels, quantization.palette, prepared.animation, tolerance)
+
+
+def _label_pixels(prepared: PreparedImage, quantization: Quantization, dither: float = 0.0) -> np.ndarray:
+    """:func:`label_image` of the stacked pixels as one image."""
     if dither > 0 and len(quantization.palette) > 1:
         from .dither import floyd_steinberg
 
         fixed = None
         if prepared.visible is not None:
             fixed = ~prepared.visible.reshape(prepared.shape)
-        plain = label_image(prepared, quantization)  # where dithering pays (dither map)
+        plain = _label_pixels(prepared, quantization)  # where dithering pays (dither map)
         return floyd_steinberg(prepared.pixels, quantization.palette, dither, fixed, plain,
                                prepared.histogram.color_space)
     if prepared.sampled:
@@ -239,12 +236,13 @@ def _dither_frames(prepared: PreparedImage, quantization: Quantization, dither: 
     from .dither import floyd_steinberg
 
     animation = prepared.animation
-    plain = label_image(prepared, quantization, _plain_only=True)
-    fixed = None if prepared.visible is None else ~prepared.visible.reshape(prepared.shape)
+    plain = _label_pixels(prepared, quantization)
+    fixed = [None] * animation.n_frames
+    if prepared.visible is not None:
+        fixed = frames_of(~prepared.visible.reshape(prepared.shape), animation)
     labels = np.empty(prepared.shape, dtype=np.uint8)
-    for index, (pixels, out, frame_plain) in enumerate(zip(
-            frames_of(prepared.pixels, animation), frames_of(labels, animation), frames_of(plain, animation))):
-        frame_fixed = None if fixed is None else frames_of(fixed, animation)[index]
+    for pixels, out, frame_plain, frame_fixed in zip(frames_of(prepared.pixels, animation), frames_of(labels, animation),
+                                                     frames_of(plain, animation), fixed):
         out[...] = floyd_steinberg(pixels, quantization.palette, dither, frame_fixed, frame_plain,
                                    prepared.histogram.color_space)
     return steady_labels(labels, prepared.pixels, animation)
