@@ -66,6 +66,30 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def run_measured(command: list[str]) -> tuple[float, float, int]:
+    """Whole-process (seconds, peak MiB, exit status) of ``command``.
+
+    Peak memory is the child's VmHWM, polled from /proc while it runs: wait4()'s ru_maxrss
+    would include this (large) Python process, which the child was forked from.
+    """
+    import subprocess
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak_kib = 0
+    while process.poll() is None:
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.002)
+    seconds = time.perf_counter() - started
+    return seconds, peak_kib / 1024, process.returncode
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     def cell(value):
         if isinstance(value, float):

@@ -56,7 +56,7 @@ def test_core_benchmark_smoke(tmp_path):
                                           ("speed.py", "speed-smoke"), ("ssimulacra2_check.py", "ssimulacra2_check-smoke"),
                                           ("memory.py", "memory-smoke"),
                                           ("ratecontrol.py", "ratecontrol-smoke"), ("graphics.py", "graphics-smoke"),
-                                          ("animation.py", "animation-smoke")])
+                                          ("animation.py", "animation-smoke"), ("dither.py", "dither-smoke")])
 def test_benchmark_smoke(tmp_path, script, name):
     images = _cq100_or_synthetic(tmp_path)
     process = subprocess.run(
